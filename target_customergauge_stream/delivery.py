@@ -1,0 +1,138 @@
+"""Send closed uploads one at a time, in order, on a background thread."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import typing as t
+from dataclasses import dataclass
+
+from target_customergauge_stream.client import UploadFailedError
+
+if t.TYPE_CHECKING:
+    from target_customergauge_stream.batching import Upload
+    from target_customergauge_stream.client import DeliveryReport, StreamApiClient
+
+LOGGER = logging.getLogger(__name__)
+
+_STOP = None
+
+
+@dataclass
+class DeliveryTotals:
+    """Running totals of what CustomerGauge accepted in this run."""
+
+    uploads: int = 0
+    records: int = 0
+    bytes: int = 0
+    retries: int = 0
+
+
+class UploadPipeline:
+    """Post uploads in the order they were submitted, one in flight at a time.
+
+    The reading thread builds the next body while the current one is in
+    flight: `submit` returns at once unless an upload is already waiting,
+    so at most one upload is in flight and one is ready behind it.
+
+    After an upload fails, nothing submitted after it is sent. The failure
+    is raised from the next `submit` or from `finish`.
+    """
+
+    def __init__(
+        self,
+        client: StreamApiClient,
+        on_accepted: t.Callable[[Upload, DeliveryReport], None],
+    ) -> None:
+        self._client = client
+        self._on_accepted = on_accepted
+        self._queue: queue.Queue[tuple[Upload, bytes] | None] = queue.Queue(maxsize=1)
+        self._thread: threading.Thread | None = None
+        self._failure: UploadFailedError | None = None
+        self.totals = DeliveryTotals()
+
+    @property
+    def failure(self) -> UploadFailedError | None:
+        """The error that stopped delivery, if any."""
+        return self._failure
+
+    def submit(self, upload: Upload) -> None:
+        """Queue an upload behind the one in flight.
+
+        Raises:
+            UploadFailedError: If an earlier upload failed.
+        """
+        self.raise_if_failed()
+        body = upload.body()
+        upload.fragments.clear()
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="customergauge-upload", daemon=True
+            )
+            self._thread.start()
+        self._queue.put((upload, body))
+
+    def finish(self) -> None:
+        """Wait until every submitted upload has been sent.
+
+        Raises:
+            UploadFailedError: If an upload failed.
+        """
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+            self._thread = None
+        self.raise_if_failed()
+
+    def raise_if_failed(self) -> None:
+        """Raise the error of the upload that failed, if one did.
+
+        Raises:
+            UploadFailedError: If an upload failed.
+        """
+        if self._failure is not None:
+            raise self._failure
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            upload, body = item
+            if self._failure is not None:
+                continue
+            self._deliver(upload, body)
+
+    def _deliver(self, upload: Upload, body: bytes) -> None:
+        label = (
+            f"Upload {upload.sequence} of stream '{upload.stream}' "
+            f"(input lines {upload.first_position}-{upload.last_position})"
+        )
+        try:
+            report = self._client.send(body, label)
+        except UploadFailedError as exc:
+            LOGGER.error("%s", exc)  # noqa: TRY400 - the reading thread re-raises it
+            self._failure = exc
+            return
+        except Exception as exc:
+            # A bug here must not leave the reading thread blocked on the queue.
+            LOGGER.exception("%s failed with an unexpected error.", label)
+            self._failure = UploadFailedError(f"{label} failed: {exc!r}")
+            return
+        totals = self.totals
+        totals.uploads += 1
+        totals.records += upload.record_count
+        totals.bytes += len(body)
+        totals.retries += report.attempts - 1
+        LOGGER.info(
+            "Uploaded %d records (%d bytes) of stream '%s' in %.2f s: upload %d, "
+            "%d records accepted so far.",
+            upload.record_count,
+            len(body),
+            upload.stream,
+            report.seconds,
+            upload.sequence,
+            totals.records,
+        )
+        self._on_accepted(upload, report)

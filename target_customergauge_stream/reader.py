@@ -1,0 +1,85 @@
+"""Read Singer messages from the input and count input lines."""
+
+from __future__ import annotations
+
+import decimal
+import json
+import sys
+import typing as t
+
+from singer_sdk.io_base import GenericSingerReader
+from singer_sdk.singerlib.exceptions import InvalidInputLine
+
+
+class CountingSingerReader(GenericSingerReader[str]):
+    """Singer message reader that knows the input line it is on.
+
+    Errors name the line number and never quote the line, because records
+    carry personal data. Numbers are read as `Decimal`, so that a number is
+    written to CustomerGauge exactly as the tap sent it.
+
+    Attributes:
+        line_number: Input line of the message being processed, from 1.
+        before_failure: Called with the error when processing stops on one,
+            before the error propagates.
+    """
+
+    default_input = sys.stdin
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.line_number = 0
+        self.before_failure: t.Callable[[BaseException], None] | None = None
+
+    def deserialize_json(self, line: str) -> dict[str, t.Any]:
+        """Parse one input line as a Singer message.
+
+        Raises:
+            InvalidInputLine: If the line is not a JSON object.
+        """
+        self.line_number += 1
+        try:
+            message = json.loads(line, parse_float=decimal.Decimal)
+        except ValueError as exc:
+            msg = (
+                f"Input line {self.line_number} is not valid JSON ({exc.msg} at "
+                f"column {exc.colno}). Each input line must be one Singer message."
+                if isinstance(exc, json.JSONDecodeError)
+                else f"Input line {self.line_number} is not valid JSON."
+            )
+            raise InvalidInputLine(msg) from None
+        if not isinstance(message, dict):
+            msg = f"Input line {self.line_number} is JSON but not an object."
+            raise InvalidInputLine(msg)
+        return message
+
+    def assert_line_requires(  # type: ignore[override]
+        self, line_dict: dict[str, t.Any], requires: set[str]
+    ) -> None:
+        """Check that a message has the keys its type needs.
+
+        Raises:
+            InvalidInputLine: If a key is missing.
+        """
+        missing = requires.difference(line_dict)
+        if missing:
+            kind = line_dict.get("type", "message")
+            names = ", ".join(sorted(repr(name) for name in missing))
+            msg = (
+                f"Input line {self.line_number}: {kind} message is missing the "
+                f"{names} key. Check that the tap follows the Singer specification."
+            )
+            raise InvalidInputLine(msg)
+
+    def process_lines(
+        self,
+        file_input: t.IO[str] | None,
+        callbacks: dict[str, t.Callable[[dict[str, t.Any]], None]],
+    ) -> t.Counter[str]:
+        """Process every input line, letting the target react to a failure first."""
+        try:
+            return super().process_lines(file_input, callbacks)
+        except Exception as exc:
+            if self.before_failure is not None:
+                self.before_failure(exc)
+            raise

@@ -1,0 +1,112 @@
+"""Sink glue: encode each record of a stream and hand it to the upload packer."""
+
+from __future__ import annotations
+
+import sys
+import typing as t
+
+from singer_sdk.exceptions import InvalidRecord
+from singer_sdk.sinks import Sink
+
+from target_customergauge_stream.payload import (
+    InvalidValueError,
+    RecordEncoder,
+    SchemaNotSupportedError,
+)
+from target_customergauge_stream.validation import RecordValidator
+
+if sys.version_info >= (3, 12):
+    from typing import override
+else:
+    from typing_extensions import override
+
+if t.TYPE_CHECKING:
+    from singer_sdk.sinks.core import BaseJSONSchemaValidator
+
+    from target_customergauge_stream.target import TargetCustomerGaugeStream
+
+
+class CustomerGaugeStreamSink(Sink):
+    """Turn one stream's records into `<record>` elements for the Stream API.
+
+    Records of every sink go into the target's `UploadPacker`, one open
+    upload per stream. A sink reports itself full when an upload of its
+    stream has closed, and its drain hands closed uploads to the target's
+    upload pipeline.
+    """
+
+    def __init__(
+        self,
+        target: TargetCustomerGaugeStream,
+        stream_name: str,
+        schema: dict[str, t.Any],
+        key_properties: t.Sequence[str] | None,
+    ) -> None:
+        self._delivery_target = target
+        super().__init__(target, stream_name, schema, key_properties)
+        try:
+            self.encoder = RecordEncoder(self.schema, target.settings.timezone)
+        except SchemaNotSupportedError as exc:
+            msg = f"SCHEMA of stream '{stream_name}' is not supported: {exc}"
+            raise SchemaNotSupportedError(msg) from exc
+        for property_name, element_name in self.encoder.renamed_fields.items():
+            self.logger.info(
+                "Property '%s' of stream '%s' is written as the XML element <%s>.",
+                property_name,
+                stream_name,
+                element_name,
+            )
+
+    def _describe_position(self) -> str:
+        line = self._delivery_target.input_line
+        return f"Record at input line {line} of stream '{self.stream_name}'"
+
+    @override
+    def get_validator(self) -> BaseJSONSchemaValidator | None:
+        return RecordValidator(
+            self.schema,
+            where=self._describe_position,
+            check_schema=bool(self.validate_schema),
+        )
+
+    @property
+    @override
+    def current_size(self) -> int:
+        return self._delivery_target.packer.count(self.stream_name)
+
+    @property
+    @override
+    def is_full(self) -> bool:
+        return self._delivery_target.packer.has_closed(self.stream_name)
+
+    @override
+    def process_record(self, record: dict[str, t.Any], context: dict[str, t.Any]) -> None:
+        try:
+            fragment = self.encoder.encode(record)
+        except InvalidValueError as exc:
+            msg = f"{self._describe_position()} is invalid: {exc}."
+            raise InvalidRecord(msg, record) from None
+        self._delivery_target.packer.add(
+            self.stream_name, fragment, self._delivery_target.input_line
+        )
+
+    @override
+    def process_batch(self, context: dict[str, t.Any]) -> None:
+        packer = self._delivery_target.packer
+        if not packer.has_closed(self.stream_name):
+            packer.close(self.stream_name)
+        for upload in packer.take_closed(self.stream_name):
+            self._delivery_target.pipeline.submit(upload)
+
+    @override
+    def clean_up(self) -> None:
+        for property_name, count in sorted(self.encoder.removed_characters.items()):
+            self.logger.warning(
+                "Removed %d characters that XML 1.0 cannot carry from field '%s' "
+                "of stream '%s'.",
+                count,
+                property_name,
+                self.stream_name,
+            )
+        self.encoder.removed_characters.clear()
+        super().clean_up()

@@ -1,0 +1,156 @@
+"""The Singer target: settings and the sink class, plus delivery bookkeeping."""
+
+from __future__ import annotations
+
+import sys
+import typing as t
+
+from singer_sdk import Target
+from singer_sdk.exceptions import ConfigValidationError
+
+from target_customergauge_stream.batching import UploadPacker
+from target_customergauge_stream.checkpoints import StateCheckpoints
+from target_customergauge_stream.client import StreamApiClient, UploadFailedError
+from target_customergauge_stream.delivery import UploadPipeline
+from target_customergauge_stream.reader import CountingSingerReader
+from target_customergauge_stream.settings import (
+    CONFIG_SCHEMA,
+    resolve_settings,
+    validate_config,
+)
+from target_customergauge_stream.sinks import CustomerGaugeStreamSink
+
+if sys.version_info >= (3, 12):
+    from typing import override
+else:
+    from typing_extensions import override
+
+if t.TYPE_CHECKING:
+    from pathlib import PurePath
+
+    from target_customergauge_stream.batching import Upload
+    from target_customergauge_stream.client import DeliveryReport
+
+
+class TargetCustomerGaugeStream(Target):
+    """Singer target that uploads records to CustomerGauge's Stream API."""
+
+    name = "target-customergauge-stream"
+    package_name = "target-customergauge-stream"
+    config_jsonschema = CONFIG_SCHEMA
+    default_sink_class = CustomerGaugeStreamSink
+    message_reader_class = CountingSingerReader
+
+    def __init__(
+        self,
+        *,
+        config: dict[str, t.Any] | PurePath | str | list[PurePath | str] | None = None,
+        parse_env_config: bool = False,
+        validate_config: bool = True,
+        setup_mapper: bool = True,
+        message_reader: CountingSingerReader | None = None,
+    ) -> None:
+        super().__init__(
+            config=config,
+            parse_env_config=parse_env_config,
+            validate_config=validate_config,
+            setup_mapper=setup_mapper,
+            message_reader=message_reader,
+        )
+        # Uploads go out one at a time in input order, so sinks never drain
+        # in parallel.
+        self.max_parallelism = 1
+        self.settings = resolve_settings(self.config)
+        self.checkpoints = StateCheckpoints()
+        self.packer = UploadPacker(
+            self.settings.max_upload_bytes,
+            self.settings.batch_size_rows,
+            on_open=self.checkpoints.hold,
+        )
+        self.client = StreamApiClient(self.settings)
+        self.pipeline = UploadPipeline(self.client, self._on_upload_accepted)
+        reader = t.cast("CountingSingerReader", self.message_reader)
+        reader.before_failure = self._deliver_before_failure
+
+    @property
+    def input_line(self) -> int:
+        """Input line of the message being processed, from 1."""
+        return t.cast("CountingSingerReader", self.message_reader).line_number
+
+    # The SDK's own config check quotes invalid values in its messages, which
+    # would print a mistyped secret; this one names settings only.
+    @override
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        schema = self.config_jsonschema
+        self.append_builtin_config(schema)
+        errors = validate_config(self.config, schema)
+        if errors and raise_errors:
+            msg = "Config validation failed"
+            raise ConfigValidationError(msg, errors=errors, schema=schema)
+        for error in errors:
+            self.logger.warning("%s", error)
+        return errors
+
+    # STATE is emitted by `StateCheckpoints` once CustomerGauge has accepted
+    # every record before it, never by the SDK's drain, which would run ahead
+    # of uploads still in flight.
+    @override
+    def _process_state_message(self, message_dict: dict[str, t.Any]) -> None:
+        self._assert_line_requires(message_dict, requires={"value"})
+        self.checkpoints.add_state(self.input_line, message_dict["value"])
+
+    def _on_upload_accepted(self, upload: Upload, report: DeliveryReport) -> None:
+        self.checkpoints.release(upload)
+
+    @override
+    def process_endofpipe(self) -> None:
+        super().process_endofpipe()
+        try:
+            self.pipeline.finish()
+        finally:
+            self.client.close()
+        totals = self.pipeline.totals
+        self.logger.info(
+            "Delivered %d records in %d uploads (%d bytes, %d retries).",
+            totals.records,
+            totals.uploads,
+            totals.bytes,
+            totals.retries,
+        )
+
+    def _deliver_before_failure(self, error: BaseException) -> None:
+        """Send what was read before a failure, so that only bad input is left.
+
+        Records that came before the failing input line are uploaded and the
+        STATE they complete is emitted; nothing after that line is sent. After
+        a failed upload nothing more is sent at all.
+        """
+        if isinstance(error, UploadFailedError) or self.pipeline.failure is not None:
+            self._stop_pipeline()
+            return
+        uploads = self.packer.take_all()
+        self.logger.info(
+            "Stopping at input line %d; sending the %d records read before it.",
+            self.input_line,
+            sum(upload.record_count for upload in uploads),
+        )
+        try:
+            for upload in uploads:
+                self.pipeline.submit(upload)
+            self.pipeline.finish()
+        except UploadFailedError:
+            self.logger.exception("Could not deliver the records read before the failure.")
+        finally:
+            self.client.close()
+
+    def _stop_pipeline(self) -> None:
+        try:
+            self.pipeline.finish()
+        except UploadFailedError:
+            pass
+        finally:
+            self.client.close()
+
+
+if __name__ == "__main__":
+    TargetCustomerGaugeStream.cli()
