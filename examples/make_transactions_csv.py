@@ -3,7 +3,7 @@
 
 The file contains 3,000 invented transactional records of the kind a
 CustomerGauge NPS loader receives. Every name, company, e-mail address and
-note is made up: names are built from syllables, and e-mail addresses use
+note is made up. Names are built from syllables, and e-mail addresses use
 only the reserved example.com, example.org and example.net domains.
 
 Awkward values are spread through the file on purpose, so that a pipeline
@@ -400,7 +400,11 @@ def main() -> int:
 
     emails = [cells[0].lower() for cells in rows]
     if len(set(emails)) != len(emails):
-        print("error: generated e-mail addresses are not unique", file=sys.stderr)
+        print(
+            "error: generated e-mail addresses are not unique."
+            " build_email() must put the row number in each address.",
+            file=sys.stderr,
+        )
         return 1
 
     counts = count_features(rows)
@@ -412,7 +416,8 @@ def main() -> int:
     if missing:
         print(
             f"error: fewer than {MIN_ROWS_PER_FEATURE} rows contain: "
-            + ", ".join(missing),
+            + ", ".join(missing)
+            + ". Raise the share of awkward values in the build_* functions.",
             file=sys.stderr,
         )
         return 1

@@ -149,13 +149,49 @@ def render(document: dict[str, t.Any], response_format: str) -> bytes:
     return json.dumps(document).encode()
 
 
-class SandboxState:
-    """Accepted uploads, kept in memory and, when a folder is given, on disk."""
+# Answers that a response script can ask for, by name: HTTP status, error code
+# and message. "ok" means the normal handling of the request.
+SCRIPTED_ANSWERS: dict[str, tuple[int, int, str]] = {
+    "401": (401, INVALID_API_KEY, "Invalid API Key"),
+    "400": (400, REQUIRED_FIELD_MISSING, "Required field not supplied"),
+    "429": (429, 429, "Too many requests"),
+    "500": (500, 500, "Internal server error"),
+    "502": (502, 502, "Bad gateway"),
+    "503": (503, 503, "Service unavailable"),
+    "504": (504, 504, "Gateway timeout"),
+    "error-200": (200, 400003, "Failed to insert record"),
+    "already-processed": (400, 400103, "This upload has already been processed"),
+}
 
-    def __init__(self, store_dir: Path | None = None) -> None:
+
+def parse_script(text: str) -> list[str]:
+    """Read a comma-separated response script such as 'ok,500,ok,401'.
+
+    Raises:
+        ValueError: If a step is not 'ok' or a name in `SCRIPTED_ANSWERS`.
+    """
+    steps = [step.strip() for step in text.split(",") if step.strip()]
+    for step in steps:
+        if step != "ok" and step not in SCRIPTED_ANSWERS:
+            allowed = ", ".join(["ok", *SCRIPTED_ANSWERS])
+            msg = f"Unknown response script step {step!r}; use one of {allowed}."
+            raise ValueError(msg)
+    return steps
+
+
+class SandboxState:
+    """Accepted uploads, kept in memory and, when a folder is given, on disk.
+
+    Attributes:
+        script: Answers for the next upload requests, used up one per request;
+            once empty, every request is handled normally.
+    """
+
+    def __init__(self, store_dir: Path | None = None, script: t.Sequence[str] = ()) -> None:
         self.store_dir = store_dir
         self.uploads: list[StoredUpload] = []
         self.requests_seen = 0
+        self.script = list(script)
         self.lock = threading.Lock()
         if store_dir is not None:
             store_dir.mkdir(parents=True, exist_ok=True)
@@ -229,7 +265,10 @@ class SandboxHandler(http.server.BaseHTTPRequestHandler):
         state = self.server.state
         with state.lock:
             state.requests_seen += 1
+            step = state.script.pop(0) if state.script else "ok"
         try:
+            if step != "ok":
+                raise RejectedUpload(*SCRIPTED_ANSWERS[step])
             self._check_authorization()
             records = parse_upload(body, self.server.required_fields)
         except RejectedUpload as rejected:
@@ -325,8 +364,9 @@ class Sandbox:
         port: int = 0,
         store_dir: Path | None = None,
         required_fields: t.Sequence[str] = (),
+        script: t.Sequence[str] = (),
     ) -> None:
-        self.state = SandboxState(store_dir)
+        self.state = SandboxState(store_dir, script)
         self.server = SandboxHTTPServer(
             (host, port), api_key=api_key, state=self.state, required_fields=required_fields
         )
@@ -426,6 +466,18 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         metavar="NAME",
         help="Field every record must carry, such as Email; repeat for more.",
     )
+    serve.add_argument(
+        "--script",
+        type=parse_script,
+        default=[],
+        metavar="STEPS",
+        help=(
+            "Comma-separated answers for the first upload requests, such as "
+            "'ok,503,ok,401'; later requests are handled normally. Steps: ok, "
+            + ", ".join(SCRIPTED_ANSWERS)
+            + "."
+        ),
+    )
     summary = commands.add_parser("summary", help="List the uploads stored in a folder.")
     summary.add_argument("--store-dir", type=Path, default=Path("sandbox-uploads"))
     arguments = parser.parse_args(argv)
@@ -443,6 +495,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
             port=arguments.port,
             store_dir=arguments.store_dir,
             required_fields=arguments.required_field,
+            script=arguments.script,
         )
     except (ValueError, OSError) as exc:
         parser.error(str(exc))
