@@ -34,7 +34,7 @@ def _run(*command: str | Path, env: dict[str, str] | None = None) -> None:
 
 def ensure_venv(extras: str) -> None:
     """Create `.venv` if needed and install the project with the given extras."""
-    if sys.version_info < (3, 10):
+    if sys.version_info < (3, 10):  # noqa: UP036 - tasks.py may run on any Python
         sys.exit("Python 3.10 or newer is required.")
     if not (BIN / "python").exists() and not (BIN / "python.exe").exists():
         print(f"Creating {VENV} ...", flush=True)
@@ -52,13 +52,17 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + SANDBOX_START_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            sys.exit("The sandbox exited before it started listening; see its output above.")
+            sys.exit(
+                "The sandbox exited before it started listening; see its output above."
+            )
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 return
         except OSError:
             time.sleep(0.2)
-    sys.exit(f"The sandbox did not listen on port {port} within {SANDBOX_START_SECONDS} s.")
+    sys.exit(
+        f"The sandbox did not listen on port {port} within {SANDBOX_START_SECONDS} s."
+    )
 
 
 def demo() -> None:
@@ -87,7 +91,9 @@ def demo() -> None:
         "Email",
     ]
     sandbox = subprocess.Popen(  # noqa: S603
-        sandbox_command, cwd=ROOT, env={**environment, "CUSTOMERGAUGE_SANDBOX_API_KEY": api_key}
+        sandbox_command,
+        cwd=ROOT,
+        env={**environment, "CUSTOMERGAUGE_SANDBOX_API_KEY": api_key},
     )
     try:
         _wait_for_port(port, sandbox)

@@ -130,4 +130,6 @@ class UploadPacker:
         """Return how many records of the stream wait in the packer."""
         open_upload = self._open.get(stream)
         waiting = open_upload.record_count if open_upload else 0
-        return waiting + sum(upload.record_count for upload in self._closed.get(stream, []))
+        return waiting + sum(
+            upload.record_count for upload in self._closed.get(stream, [])
+        )

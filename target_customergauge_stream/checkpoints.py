@@ -24,7 +24,9 @@ class StateCheckpoints:
     Methods may be called from the reading thread and the upload thread.
     """
 
-    def __init__(self, write: t.Callable[[dict[str, t.Any]], None] | None = None) -> None:
+    def __init__(
+        self, write: t.Callable[[dict[str, t.Any]], None] | None = None
+    ) -> None:
         self._write = write or write_state_message
         self._lock = threading.Lock()
         self._waiting: dict[int, int] = {}

@@ -17,7 +17,6 @@ from target_customergauge_stream.responses import (
     classify,
     describe_failure,
     read_response_body,
-    redact,
 )
 
 if t.TYPE_CHECKING:
@@ -105,7 +104,10 @@ class StreamApiClient:
         self._session.close()
 
     def _backoff(self, attempt: int) -> float:
-        ceiling = min(MAX_BACKOFF_SECONDS, self.settings.retry_backoff_seconds * 2 ** (attempt - 1))
+        ceiling = min(
+            MAX_BACKOFF_SECONDS,
+            self.settings.retry_backoff_seconds * 2 ** (attempt - 1),
+        )
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311
 
     def send(self, body: bytes, label: str) -> DeliveryReport:
@@ -131,8 +133,12 @@ class StreamApiClient:
                 )
             outcome, reason = problem
             if outcome is Outcome.ALREADY_ACCEPTED:
-                LOGGER.info("%s: CustomerGauge had already processed it (%s).", label, reason)
-                return DeliveryReport(outcome, status, attempt, time.monotonic() - started)
+                LOGGER.info(
+                    "%s: CustomerGauge had already processed it (%s).", label, reason
+                )
+                return DeliveryReport(
+                    outcome, status, attempt, time.monotonic() - started
+                )
             if outcome is Outcome.FATAL:
                 raise UploadFailedError(f"{label} failed: {reason}")
             if attempt == attempts_allowed:
@@ -145,7 +151,8 @@ class StreamApiClient:
                 if retry_after > MAX_RETRY_AFTER_SECONDS:
                     raise UploadFailedError(
                         f"{label} failed: {reason}, and CustomerGauge asked to wait "
-                        f"{retry_after:.0f} s, longer than {MAX_RETRY_AFTER_SECONDS:.0f} s."
+                        f"{retry_after:.0f} s, longer than the "
+                        f"{MAX_RETRY_AFTER_SECONDS:.0f} s the target waits at most."
                     )
                 wait = retry_after
             LOGGER.warning(
@@ -174,9 +181,13 @@ class StreamApiClient:
                 ),
             )
         except requests.Timeout as exc:
-            reason = f"timed out after {self.settings.request_timeout:g} s ({type(exc).__name__})"
+            timeout = self.settings.request_timeout
+            reason = f"timed out after {timeout:g} s ({type(exc).__name__})"
             return 0, (Outcome.RETRYABLE, reason), None
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+        except (
+            requests.ConnectionError,
+            requests.exceptions.ChunkedEncodingError,
+        ) as exc:
             reason = f"connection error: {type(exc).__name__}"
             return 0, (Outcome.RETRYABLE, reason), None
         except requests.RequestException as exc:

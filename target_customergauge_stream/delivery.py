@@ -112,7 +112,7 @@ class UploadPipeline:
         try:
             report = self._client.send(body, label)
         except UploadFailedError as exc:
-            LOGGER.error("%s", exc)  # noqa: TRY400 - the reading thread re-raises it
+            LOGGER.error("%s", exc)
             self._failure = exc
             return
         except Exception as exc:

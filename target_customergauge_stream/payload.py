@@ -18,11 +18,13 @@ import json
 import math
 import re
 import typing as t
-import zoneinfo
 from collections import Counter
 from dataclasses import dataclass
 
 from lxml import etree
+
+if t.TYPE_CHECKING:
+    import zoneinfo
 
 XML_DECLARATION = b"<?xml version='1.0' encoding='utf-8'?>\n"
 BODY_START = XML_DECLARATION + b"<records>"
@@ -135,7 +137,7 @@ def _json_number(value: float | decimal.Decimal) -> str:
     return format_decimal(value)
 
 
-def to_compact_json(value: t.Any) -> str:  # noqa: ANN401
+def to_compact_json(value: t.Any) -> str:  # noqa: ANN401, PLR0911
     """Serialise an object or array as compact JSON text, non-ASCII kept as is.
 
     Numbers use positional notation like top-level numbers do.

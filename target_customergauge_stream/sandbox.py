@@ -51,7 +51,7 @@ _PARSER = etree.XMLParser(
 )
 
 
-class RejectedUpload(Exception):  # noqa: N818 - an outcome, not a failure of the server
+class RejectedUpload(Exception):
     """An upload that the sandbox answers with an error body."""
 
     def __init__(self, status: int, code: int, message: str) -> None:
@@ -89,7 +89,9 @@ class StoredUpload:
         }
 
 
-def parse_upload(body: bytes, required_fields: t.Sequence[str] = ()) -> list[dict[str, str]]:
+def parse_upload(
+    body: bytes, required_fields: t.Sequence[str] = ()
+) -> list[dict[str, str]]:
     """Parse and check an upload body the way the Stream API does.
 
     Raises:
@@ -113,7 +115,9 @@ def parse_upload(body: bytes, required_fields: t.Sequence[str] = ()) -> list[dic
     for element in root:
         if element.tag != "record":
             raise RejectedUpload(
-                400, INVALID_ARGUMENTS, f"Unexpected element <{element.tag}> in <records>"
+                400,
+                INVALID_ARGUMENTS,
+                f"Unexpected element <{element.tag}> in <records>",
             )
         records.append({str(child.tag): child.text or "" for child in element})
     if not records:
@@ -138,7 +142,7 @@ def parse_upload(body: bytes, required_fields: t.Sequence[str] = ()) -> list[dic
 def render(document: dict[str, t.Any], response_format: str) -> bytes:
     """Write a response document as JSON, or as XML elements for '.xml'."""
     if response_format == "xml":
-        (name, content), = document.items()
+        ((name, content),) = document.items()
         root = etree.Element(name)
         if isinstance(content, dict):
             for key, value in content.items():
@@ -187,7 +191,9 @@ class SandboxState:
             once empty, every request is handled normally.
     """
 
-    def __init__(self, store_dir: Path | None = None, script: t.Sequence[str] = ()) -> None:
+    def __init__(
+        self, store_dir: Path | None = None, script: t.Sequence[str] = ()
+    ) -> None:
         self.store_dir = store_dir
         self.uploads: list[StoredUpload] = []
         self.requests_seen = 0
@@ -239,7 +245,8 @@ class SandboxHandler(http.server.BaseHTTPRequestHandler):
     server: SandboxHTTPServer
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: t.Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
+        """Send the server's access log to DEBUG instead of standard error."""
         LOGGER.debug("%s %s", self.address_string(), format % args)
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
@@ -250,7 +257,11 @@ class SandboxHandler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _send_json(self, status: int, document: t.Any) -> None:  # noqa: ANN401
-        self._send(status, json.dumps(document, ensure_ascii=False).encode(), "application/json")
+        self._send(
+            status,
+            json.dumps(document, ensure_ascii=False).encode(),
+            "application/json",
+        )
 
     def do_POST(self) -> None:
         """Handle an upload."""
@@ -272,7 +283,9 @@ class SandboxHandler(http.server.BaseHTTPRequestHandler):
             self._check_authorization()
             records = parse_upload(body, self.server.required_fields)
         except RejectedUpload as rejected:
-            LOGGER.info("Rejected upload: HTTP %d, code %d.", rejected.status, rejected.code)
+            LOGGER.info(
+                "Rejected upload: HTTP %d, code %d.", rejected.status, rejected.code
+            )
             document = {"Error": {"Message": rejected.message, "Code": rejected.code}}
             self._send(rejected.status, render(document, response_format), content_type)
             return
@@ -302,19 +315,31 @@ class SandboxHandler(http.server.BaseHTTPRequestHandler):
                 self._send_json(200, [upload.summary() for upload in state.uploads])
         elif parts == ["sandbox", "records"]:
             with state.lock:
-                records = [record for upload in state.uploads for record in upload.records]
+                records = [
+                    record for upload in state.uploads for record in upload.records
+                ]
             self._send_json(200, records)
-        elif len(parts) in {3, 4} and parts[:2] == ["sandbox", "uploads"] and parts[2].isdigit():
-            self._send_upload(int(parts[2]), body_only=len(parts) == 4 and parts[3] == "body")
+        elif (
+            len(parts) in {3, 4}
+            and parts[:2] == ["sandbox", "uploads"]
+            and parts[2].isdigit()
+        ):
+            self._send_upload(
+                int(parts[2]), body_only=len(parts) == 4 and parts[3] == "body"
+            )
         else:
             self._send_json(404, {"Error": {"Message": "Not found", "Code": 404}})
 
     def _send_upload(self, number: int, *, body_only: bool) -> None:
         state = self.server.state
         with state.lock:
-            upload = state.uploads[number - 1] if 0 < number <= len(state.uploads) else None
+            upload = (
+                state.uploads[number - 1] if 0 < number <= len(state.uploads) else None
+            )
         if upload is None:
-            self._send_json(404, {"Error": {"Message": f"No upload {number}", "Code": 404}})
+            self._send_json(
+                404, {"Error": {"Message": f"No upload {number}", "Code": 404}}
+            )
         elif body_only:
             self._send(200, upload.body, "application/xml")
         else:
@@ -368,7 +393,10 @@ class Sandbox:
     ) -> None:
         self.state = SandboxState(store_dir, script)
         self.server = SandboxHTTPServer(
-            (host, port), api_key=api_key, state=self.state, required_fields=required_fields
+            (host, port),
+            api_key=api_key,
+            state=self.state,
+            required_fields=required_fields,
         )
         self._thread: threading.Thread | None = None
 
@@ -376,7 +404,9 @@ class Sandbox:
     def base_url(self) -> str:
         """URL of the server root, such as http://127.0.0.1:8765."""
         host, port = self.server.server_address[:2]
-        host_text = f"[{host}]" if ":" in str(host) else str(host)
+        if isinstance(host, bytes):
+            host = host.decode()
+        host_text = f"[{host}]" if ":" in host else host
         return f"http://{host_text}:{port}"
 
     def endpoint_url(self, response_format: str = "json") -> str:
@@ -401,7 +431,9 @@ class Sandbox:
     def records(self) -> list[dict[str, str]]:
         """Return every accepted record, in the order uploads arrived."""
         with self.state.lock:
-            return [record for upload in self.state.uploads for record in upload.records]
+            return [
+                record for upload in self.state.uploads for record in upload.records
+            ]
 
     def __enter__(self) -> Sandbox:
         return self.start()
@@ -428,7 +460,9 @@ def _print_summary(store_dir: Path) -> int:
             f"{document['bytes']:>9,} bytes, received {document['received_at']}"
         )
     total_records = sum(len(document["records"]) for document in documents)
-    emails = [record.get("Email") for document in documents for record in document["records"]]
+    emails = [
+        record.get("Email") for document in documents for record in document["records"]
+    ]
     distinct = len({email for email in emails if email})
     print(
         f"{len(documents)} uploads, {total_records} records, "
@@ -446,8 +480,12 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="Serve the Stream API until stopped.")
-    serve.add_argument("--host", default="127.0.0.1", help="Loopback address to listen on.")
-    serve.add_argument("--port", type=int, default=8765, help="TCP port; 0 picks a free one.")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="Loopback address to listen on."
+    )
+    serve.add_argument(
+        "--port", type=int, default=8765, help="TCP port; 0 picks a free one."
+    )
     serve.add_argument(
         "--api-key",
         default=os.environ.get(API_KEY_ENV),
@@ -478,14 +516,18 @@ def main(argv: t.Sequence[str] | None = None) -> int:
             + "."
         ),
     )
-    summary = commands.add_parser("summary", help="List the uploads stored in a folder.")
+    summary = commands.add_parser(
+        "summary", help="List the uploads stored in a folder."
+    )
     summary.add_argument("--store-dir", type=Path, default=Path("sandbox-uploads"))
     arguments = parser.parse_args(argv)
 
     if arguments.command == "summary":
         return _print_summary(arguments.store_dir)
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
+    )
     if not arguments.api_key:
         parser.error(f"--api-key is missing; pass it or set ${API_KEY_ENV}.")
     try:

@@ -218,7 +218,9 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def validate_config(config: t.Mapping[str, t.Any], schema: dict[str, t.Any]) -> list[str]:
+def validate_config(
+    config: t.Mapping[str, t.Any], schema: dict[str, t.Any]
+) -> list[str]:
     """Check a config against the schema and the rules between settings.
 
     Args:
@@ -285,7 +287,7 @@ def resolve_endpoint_url(config: t.Mapping[str, t.Any]) -> str:
         parts = urlsplit(api_url)
         if parts.path.endswith((".json", ".xml")):
             return str(api_url)
-        return parts._replace(path=f"{parts.path}.{response_format}").geturl()
+        return str(parts._replace(path=f"{parts.path}.{response_format}").geturl())
     host = REGION_HOSTS[config.get("region", "eu")]
     return f"https://{host}{ENDPOINT_PATH}.{response_format}"
 
@@ -297,7 +299,9 @@ def resolve_settings(config: t.Mapping[str, t.Any]) -> Settings:
         endpoint_url=resolve_endpoint_url(config),
         response_format=config.get("response_format", "json"),
         batch_size_rows=int(config.get("batch_size_rows") or API_MAX_RECORDS),
-        max_upload_bytes=int(config.get("max_upload_bytes") or DEFAULT_MAX_UPLOAD_BYTES),
+        max_upload_bytes=int(
+            config.get("max_upload_bytes") or DEFAULT_MAX_UPLOAD_BYTES
+        ),
         request_timeout=float(config.get("request_timeout") or 300),
         max_retries=int(config.get("max_retries", 8)),
         retry_backoff_seconds=float(config.get("retry_backoff_seconds", 1.0)),

@@ -80,7 +80,9 @@ class CustomerGaugeStreamSink(Sink):
         return self._delivery_target.packer.has_closed(self.stream_name)
 
     @override
-    def process_record(self, record: dict[str, t.Any], context: dict[str, t.Any]) -> None:
+    def process_record(
+        self, record: dict[str, t.Any], context: dict[str, t.Any]
+    ) -> None:
         try:
             fragment = self.encoder.encode(record)
         except InvalidValueError as exc:

@@ -139,7 +139,9 @@ class TargetCustomerGaugeStream(Target):
                 self.pipeline.submit(upload)
             self.pipeline.finish()
         except UploadFailedError:
-            self.logger.exception("Could not deliver the records read before the failure.")
+            self.logger.exception(
+                "Could not deliver the records read before the failure."
+            )
         finally:
             self.client.close()
 

@@ -47,7 +47,8 @@ def describe_error(error: jsonschema.ValidationError) -> str:
         # jsonschema's message is "'name' is a required property": a name only.
         return f"{error.message} (rule 'required')"
     if rule in {"type", "format", "enum", "const", "minimum", "maximum", "maxLength"}:
-        return f"field '{field}' breaks the '{rule}' rule (expected {error.validator_value!r})"
+        expected = error.validator_value
+        return f"field '{field}' breaks the '{rule}' rule (expected {expected!r})"
     return f"field '{field}' breaks the '{rule}' rule"
 
 
@@ -74,7 +75,9 @@ class RecordValidator(BaseJSONSchemaValidator):
             try:
                 jsonschema.Draft202012Validator.check_schema(schema)
             except jsonschema.SchemaError as exc:
-                msg = f"{where()}: the SCHEMA is not a valid JSON schema ({exc.message})."
+                msg = (
+                    f"{where()}: the SCHEMA is not a valid JSON schema ({exc.message})."
+                )
                 raise InvalidJSONSchema(msg) from exc
             self._validator = jsonschema.Draft202012Validator(schema)
 
@@ -86,13 +89,19 @@ class RecordValidator(BaseJSONSchemaValidator):
                 the input line, stream, field and rule.
         """
         if self._validator is not None:
-            error = jsonschema.exceptions.best_match(self._validator.iter_errors(record))
+            error = jsonschema.exceptions.best_match(
+                self._validator.iter_errors(record)
+            )
             if error is not None:
                 self._fail(describe_error(error), record)
         for name, date_format in self._date_fields.items():
             value = record.get(name)
-            if isinstance(value, str) and not _parses(_DATE_PARSERS[date_format], value):
-                self._fail(f"field '{name}' is not a valid ISO 8601 {date_format}", record)
+            if isinstance(value, str) and not _parses(
+                _DATE_PARSERS[date_format], value
+            ):
+                self._fail(
+                    f"field '{name}' is not a valid ISO 8601 {date_format}", record
+                )
 
     def _fail(self, reason: str, record: dict[str, t.Any]) -> t.NoReturn:
         msg = (

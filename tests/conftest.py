@@ -64,7 +64,7 @@ def run_target(
             for message in messages
         )
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    completed = subprocess.run(  # noqa: S603
+    completed = subprocess.run(
         [*TARGET_COMMAND, "--config", str(config_path)],
         input=stdin,
         capture_output=True,
@@ -73,11 +73,15 @@ def run_target(
         env=environment,
         check=False,
     )
-    states = [json.loads(line) for line in completed.stdout.splitlines() if line.strip()]
+    states = [
+        json.loads(line) for line in completed.stdout.splitlines() if line.strip()
+    ]
     return TargetRun(completed.returncode, states, completed.stderr)
 
 
-def schema_message(stream: str, properties: dict[str, t.Any], key_properties: list[str] | None = None) -> dict[str, t.Any]:
+def schema_message(
+    stream: str, properties: dict[str, t.Any], key_properties: list[str] | None = None
+) -> dict[str, t.Any]:
     """Build a SCHEMA message."""
     return {
         "type": "SCHEMA",

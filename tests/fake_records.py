@@ -21,9 +21,35 @@ ORDER_PROPERTIES: dict[str, t.Any] = {
     "Notes": {"type": ["string", "null"]},
 }
 
-_FIRST = ["Zoë", "Ånund", "Şirin", "Ngozi", "Ilse", "陽翔", "Émile", "Oyelaran", "Maëlle", "Tevita"]
-_LAST = ["Vandermolen", "Østergård", "Quispe-Ñaupa", "O'Dálaigh", "佐藤", "Kowalczyk", "Åberg"]
-_COMPANIES = ["Acme & Sons", "Blue <Fin> Ltd", 'The "Quoted" Co', "Müller GmbH", None, "株式会社テスト"]
+_FIRST = [
+    "Zoë",
+    "Ånund",
+    "Şirin",
+    "Ngozi",
+    "Ilse",
+    "陽翔",
+    "Émile",
+    "Oyelaran",
+    "Maëlle",
+    "Tevita",
+]
+_LAST = [
+    "Vandermolen",
+    "Østergård",
+    "Quispe-Ñaupa",
+    "O'Dálaigh",
+    "佐藤",
+    "Kowalczyk",
+    "Åberg",
+]
+_COMPANIES = [
+    "Acme & Sons",
+    "Blue <Fin> Ltd",
+    'The "Quoted" Co',
+    "Müller GmbH",
+    None,
+    "株式会社テスト",
+]
 _NOTES = [
     "Delivered on time 👍",
     "a < b && c > d",
@@ -36,10 +62,12 @@ _NOTES = [
 
 def fake_order(index: int, rng: random.Random) -> dict[str, t.Any]:
     """Build one order record; index makes the e-mail address unique."""
-    offset = datetime.timezone(datetime.timedelta(minutes=rng.choice([-300, 0, 60, 330])))
-    moment = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(
-        seconds=rng.randrange(0, 365 * 86400)
+    offset = datetime.timezone(
+        datetime.timedelta(minutes=rng.choice([-300, 0, 60, 330]))
     )
+    moment = datetime.datetime(
+        2024, 1, 1, tzinfo=datetime.timezone.utc
+    ) + datetime.timedelta(seconds=rng.randrange(0, 365 * 86400))
     notes = rng.choice(_NOTES)
     if index % 997 == 0:
         notes = "long note " + "x" * 5000

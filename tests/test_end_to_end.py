@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime
+import json
+import subprocess
 import typing as t
 
 from target_customergauge_stream.sandbox import Sandbox
 from tests.conftest import (
+    TARGET_COMMAND,
     TEST_API_KEY,
     record_message,
     run_target,
@@ -24,7 +27,9 @@ def expected_fields(record: dict[str, t.Any]) -> dict[str, str]:
         if value is None:
             continue
         if name == "order_date":
-            moment = datetime.datetime.fromisoformat(value).astimezone(datetime.timezone.utc)
+            moment = datetime.datetime.fromisoformat(value).astimezone(
+                datetime.timezone.utc
+            )
             expected[name] = moment.strftime("%Y-%m-%d %H:%M:%S")
         elif isinstance(value, bool):
             expected[name] = "true" if value else "false"
@@ -35,7 +40,9 @@ def expected_fields(record: dict[str, t.Any]) -> dict[str, str]:
     return expected
 
 
-def order_messages(records: list[dict[str, t.Any]], state_every: int) -> list[dict[str, t.Any]]:
+def order_messages(
+    records: list[dict[str, t.Any]], state_every: int
+) -> list[dict[str, t.Any]]:
     messages = [schema_message("orders", ORDER_PROPERTIES, ["Email"])]
     for index, record in enumerate(records, start=1):
         messages.append(record_message("orders", record))
@@ -54,7 +61,7 @@ def test_cli_delivers_every_record_once(sandbox: Sandbox, tmp_path) -> None:
     received = sandbox.records()
     assert len(received) == len(records)
     assert [row["Email"] for row in received] == [record["Email"] for record in records]
-    for sent, got in zip(records, received):
+    for sent, got in zip(records, received, strict=True):
         assert got == expected_fields(sent)
     assert run.states[-1] == {"bookmarks": {"orders": 4000}}
 
@@ -105,7 +112,9 @@ def test_cli_wrong_api_key_fails(sandbox: Sandbox, tmp_path) -> None:
 
 
 def test_cli_xml_response_format(sandbox: Sandbox, tmp_path) -> None:
-    config = target_config(sandbox, api_url=sandbox.endpoint_url("xml"), response_format="xml")
+    config = target_config(
+        sandbox, api_url=sandbox.endpoint_url("xml"), response_format="xml"
+    )
     records = fake_orders(10)
 
     run = run_target(config, order_messages(records, state_every=10), tmp_path)
@@ -117,7 +126,10 @@ def test_cli_xml_response_format(sandbox: Sandbox, tmp_path) -> None:
 
 def test_cli_config_error_hides_secret(tmp_path) -> None:
     secret = "do-not-print-5c3b"
-    config = {"api_key": secret, "api_url": "http://192.0.2.10/v4.1/stream/transactional.json"}
+    config = {
+        "api_key": secret,
+        "api_url": "http://192.0.2.10/v4.1/stream/transactional.json",
+    }
 
     run = run_target(config, "", tmp_path)
 
@@ -135,3 +147,30 @@ def test_cli_rejects_batch_size_above_cap(tmp_path) -> None:
     assert run.returncode != 0
     assert "batch_size_rows" in run.stderr
     assert "2000" in run.stderr
+
+
+def test_about_lists_settings() -> None:
+    completed = subprocess.run(  # noqa: S603
+        [*TARGET_COMMAND, "--about", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    about = json.loads(completed.stdout)
+    properties = about["settings"]["properties"]
+    for name in (
+        "api_key",
+        "region",
+        "api_url",
+        "response_format",
+        "batch_size_rows",
+        "max_upload_bytes",
+        "request_timeout",
+        "timezone",
+    ):
+        assert name in properties
+    assert properties["api_key"]["secret"] is True
+    assert properties["batch_size_rows"]["default"] == 2000
+    assert properties["max_upload_bytes"]["default"] == 2_000_000
+    assert properties["region"]["enum"] == ["eu", "us", "au"]

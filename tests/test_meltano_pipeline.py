@@ -43,7 +43,9 @@ def expected_row(row: dict[str, str]) -> dict[str, str]:
 
 
 @pytest.mark.meltano
-@pytest.mark.skipif(not MELTANO.exists(), reason="meltano is not installed in this environment")
+@pytest.mark.skipif(
+    not MELTANO.exists(), reason="meltano is not installed in this environment"
+)
 def test_meltano_run_delivers_demo_csv(tmp_path: Path) -> None:
     environment = {
         **os.environ,
@@ -64,7 +66,7 @@ def test_meltano_run_delivers_demo_csv(tmp_path: Path) -> None:
                 "target-customergauge-stream",
             ],
         ):
-            completed = subprocess.run(  # noqa: S603
+            completed = subprocess.run(
                 command,
                 cwd=ROOT,
                 env=environment,
@@ -84,5 +86,5 @@ def test_meltano_run_delivers_demo_csv(tmp_path: Path) -> None:
     assert len({record["Email"] for record in received}) == len(rows)
     assert all(len(upload.records) <= 2000 for upload in uploads)
     assert all(upload.size <= 2_000_000 for upload in uploads)
-    for row, record in zip(rows, received):
+    for row, record in zip(rows, received, strict=True):
         assert record == expected_row(row)
