@@ -272,38 +272,44 @@ def validate_config(
             "CustomerGauge account's admin section."
         )
 
-    response_format = config.get("response_format", "json")
+    response_format = setting_value(config, "response_format")
     api_url = config.get("api_url")
     if api_url:
         errors.extend(_check_api_url(api_url, response_format))
     return errors
 
 
+def setting_value(config: t.Mapping[str, t.Any], name: str) -> t.Any:  # noqa: ANN401
+    """Return a setting's value, or its schema default when it is unset or null."""
+    value = config.get(name)
+    if value is None:
+        return CONFIG_SCHEMA["properties"].get(name, {}).get("default")
+    return value
+
+
 def resolve_endpoint_url(config: t.Mapping[str, t.Any]) -> str:
     """Build the Stream API URL from 'api_url', or from 'region' when it is unset."""
-    response_format = config.get("response_format", "json")
+    response_format = setting_value(config, "response_format")
     api_url = config.get("api_url")
     if api_url:
         parts = urlsplit(api_url)
         if parts.path.endswith((".json", ".xml")):
             return str(api_url)
         return str(parts._replace(path=f"{parts.path}.{response_format}").geturl())
-    host = REGION_HOSTS[config.get("region", "eu")]
+    host = REGION_HOSTS[setting_value(config, "region")]
     return f"https://{host}{ENDPOINT_PATH}.{response_format}"
 
 
 def resolve_settings(config: t.Mapping[str, t.Any]) -> Settings:
     """Turn a validated config into settings with every default filled in."""
     return Settings(
-        api_key=str(config.get("api_key", "")),
+        api_key=str(config.get("api_key") or ""),
         endpoint_url=resolve_endpoint_url(config),
-        response_format=config.get("response_format", "json"),
-        batch_size_rows=int(config.get("batch_size_rows") or API_MAX_RECORDS),
-        max_upload_bytes=int(
-            config.get("max_upload_bytes") or DEFAULT_MAX_UPLOAD_BYTES
-        ),
-        request_timeout=float(config.get("request_timeout") or 300),
-        max_retries=int(config.get("max_retries", 8)),
-        retry_backoff_seconds=float(config.get("retry_backoff_seconds", 1.0)),
-        timezone=zoneinfo.ZoneInfo(config.get("timezone") or "UTC"),
+        response_format=setting_value(config, "response_format"),
+        batch_size_rows=int(setting_value(config, "batch_size_rows")),
+        max_upload_bytes=int(setting_value(config, "max_upload_bytes")),
+        request_timeout=float(setting_value(config, "request_timeout")),
+        max_retries=int(setting_value(config, "max_retries")),
+        retry_backoff_seconds=float(setting_value(config, "retry_backoff_seconds")),
+        timezone=zoneinfo.ZoneInfo(setting_value(config, "timezone")),
     )
