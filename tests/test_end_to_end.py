@@ -150,7 +150,7 @@ def test_cli_rejects_batch_size_above_cap(tmp_path) -> None:
 
 
 def test_about_lists_settings() -> None:
-    completed = subprocess.run(  # noqa: S603
+    completed = subprocess.run(
         [*TARGET_COMMAND, "--about", "--format", "json"],
         capture_output=True,
         text=True,
