@@ -89,6 +89,7 @@ def demo() -> None:
         str(DEMO_OUTPUT),
         "--required-field",
         "Email",
+        "--clear",
     ]
     sandbox = subprocess.Popen(  # noqa: S603
         sandbox_command,
@@ -123,14 +124,19 @@ def test(pytest_arguments: list[str]) -> None:
 def main() -> None:
     """Parse the task name and run it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("task", choices=["demo", "test"])
-    parser.add_argument("pytest_arguments", nargs=argparse.REMAINDER)
-    arguments = parser.parse_args()
+    parser.add_argument(
+        "task",
+        choices=["demo", "test"],
+        help="What to run; arguments after 'test' go to pytest.",
+    )
+    arguments, pytest_arguments = parser.parse_known_args()
+    if pytest_arguments and arguments.task != "test":
+        parser.error(f"unrecognized arguments: {' '.join(pytest_arguments)}")
     try:
         if arguments.task == "demo":
             demo()
         else:
-            test(arguments.pytest_arguments)
+            test(pytest_arguments)
     except subprocess.CalledProcessError as exc:
         sys.exit(exc.returncode)
 

@@ -38,7 +38,7 @@ def test_state_follows_each_accepted_upload(sandbox: Sandbox, tmp_path) -> None:
 
 
 def test_no_state_after_failed_upload(sandbox: Sandbox, tmp_path) -> None:
-    sandbox.state.script = ["ok", "401"]
+    sandbox.faults.script = ["ok", "401"]
     config = target_config(sandbox, batch_size_rows=2)
 
     run = run_target(config, numbered_messages(6, state_every=2), tmp_path)
@@ -79,7 +79,7 @@ def test_state_passes_through_without_records(sandbox: Sandbox, tmp_path) -> Non
 
 
 def test_retry_after_server_error(sandbox: Sandbox, tmp_path) -> None:
-    sandbox.state.script = ["503", "429", "ok"]
+    sandbox.faults.script = ["503", "429", "ok"]
 
     run = run_target(
         target_config(sandbox), numbered_messages(3, state_every=3), tmp_path
@@ -93,7 +93,7 @@ def test_retry_after_server_error(sandbox: Sandbox, tmp_path) -> None:
 
 
 def test_retries_end_with_failure(sandbox: Sandbox, tmp_path) -> None:
-    sandbox.state.script = ["500", "502", "504"]
+    sandbox.faults.script = ["500", "502", "504"]
     config = target_config(sandbox, max_retries=2)
 
     run = run_target(config, numbered_messages(3, state_every=3), tmp_path)
@@ -105,7 +105,7 @@ def test_retries_end_with_failure(sandbox: Sandbox, tmp_path) -> None:
 
 
 def test_error_body_with_200_fails(sandbox: Sandbox, tmp_path) -> None:
-    sandbox.state.script = ["error-200"]
+    sandbox.faults.script = ["error-200"]
 
     run = run_target(
         target_config(sandbox), numbered_messages(2, state_every=2), tmp_path
@@ -118,7 +118,7 @@ def test_error_body_with_200_fails(sandbox: Sandbox, tmp_path) -> None:
 
 
 def test_already_processed_counts_as_delivered(sandbox: Sandbox, tmp_path) -> None:
-    sandbox.state.script = ["already-processed"]
+    sandbox.faults.script = ["already-processed"]
 
     run = run_target(
         target_config(sandbox), numbered_messages(2, state_every=2), tmp_path
