@@ -118,6 +118,19 @@ class UploadPacker:
         """Remove and return the stream's closed uploads, oldest first."""
         return self._closed.pop(stream, [])
 
+    def peek_closed(self, stream: str) -> Upload | None:
+        """Return the stream's oldest closed upload without removing it."""
+        closed = self._closed.get(stream)
+        return closed[0] if closed else None
+
+    def discard_closed(self, upload: Upload) -> None:
+        """Remove a closed upload once it has been handed on."""
+        closed = self._closed.get(upload.stream, [])
+        if upload in closed:
+            closed.remove(upload)
+        if not closed:
+            self._closed.pop(upload.stream, None)
+
     def take_all(self) -> list[Upload]:
         """Close every open upload and return all closed ones, oldest first."""
         for stream in list(self._open):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import threading
 import time
 import typing as t
 from dataclasses import dataclass
@@ -12,11 +13,18 @@ from dataclasses import dataclass
 import requests
 
 from target_customergauge_stream import __version__
+from target_customergauge_stream.auth import (
+    ApiKeyAuth,
+    AuthenticationError,
+    Authenticator,
+    OAuth2ClientCredentials,
+)
 from target_customergauge_stream.responses import (
     Outcome,
     classify,
     describe_failure,
     read_response_body,
+    redact,
 )
 
 if t.TYPE_CHECKING:
@@ -25,9 +33,6 @@ if t.TYPE_CHECKING:
 LOGGER = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 60.0
-# Longest Retry-After the client waits for; a longer one fails the upload
-# instead of stalling the run.
-MAX_RETRY_AFTER_SECONDS = 600.0
 CONNECT_TIMEOUT_SECONDS = 30.0
 
 
@@ -73,31 +78,50 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, moment.timestamp() - current)
 
 
+def build_authenticator(settings: Settings, session: requests.Session) -> Authenticator:
+    """Pick the API key or OAuth2, whichever the settings configure."""
+    if settings.uses_oauth2:
+        return OAuth2ClientCredentials(
+            token_url=settings.token_url,
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+            session=session,
+            timeout=min(CONNECT_TIMEOUT_SECONDS, settings.request_timeout),
+            verify=settings.ca_bundle or True,
+        )
+    return ApiKeyAuth(settings.api_key)
+
+
 class StreamApiClient:
     """POST upload bodies to one Stream API endpoint, one at a time.
 
-    Every attempt of an upload sends the byte-identical body.
+    Every attempt of an upload sends the byte-identical body. Retries are
+    bounded by `max_retries` and by `upload_deadline`, and consecutive
+    uploads are at least `min_upload_interval` seconds apart.
     """
 
-    def __init__(
-        self, settings: Settings, *, sleep: t.Callable[[float], None] = time.sleep
-    ) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._sleep = sleep
+        # Set when the target is stopping: no new attempt starts, and a wait
+        # between attempts ends early.
+        self.stop_requested = threading.Event()
         self._session = requests.Session()
         self._session.headers.update(
             {
-                "Authorization": f"api_key {settings.api_key}",
                 "Content-Type": "application/xml; charset=utf-8",
                 "Accept": f"application/{settings.response_format}",
                 "User-Agent": f"target-customergauge-stream/{__version__}",
             }
         )
+        # TLS certificates are always verified; ca_bundle only adds trust.
+        self._verify: str | bool = settings.ca_bundle or True
+        self.auth = build_authenticator(settings, self._session)
+        self._last_finished: float | None = None
 
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must never appear in a log line or error."""
-        return (self.settings.api_key,)
+        return self.auth.secrets
 
     def close(self) -> None:
         """Close the HTTP connections."""
@@ -108,7 +132,16 @@ class StreamApiClient:
             MAX_BACKOFF_SECONDS,
             self.settings.retry_backoff_seconds * 2 ** (attempt - 1),
         )
-        return random.uniform(ceiling / 2, ceiling)  # noqa: S311
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not a secret
+
+    def _pace(self) -> None:
+        interval = self.settings.min_upload_interval
+        if self._last_finished is None or interval <= 0:
+            return
+        remaining = self._last_finished + interval - time.monotonic()
+        if remaining > 0:
+            LOGGER.debug("Waiting %.1f s before the next upload.", remaining)
+            self.stop_requested.wait(remaining)
 
     def send(self, body: bytes, label: str) -> DeliveryReport:
         """POST one body until it is accepted, a fatal answer comes, or retries end.
@@ -123,9 +156,20 @@ class StreamApiClient:
         Raises:
             UploadFailedError: If the upload was not accepted.
         """
+        self._pace()
+        try:
+            return self._send_with_retries(body, label)
+        finally:
+            self._last_finished = time.monotonic()
+
+    def _send_with_retries(self, body: bytes, label: str) -> DeliveryReport:
         started = time.monotonic()
+        deadline = started + self.settings.upload_deadline
         attempts_allowed = self.settings.max_retries + 1
-        for attempt in range(1, attempts_allowed + 1):
+        renewed_token = False
+        attempt = 0
+        while True:
+            attempt += 1
             status, problem, retry_after = self._attempt(body)
             if problem is None:
                 return DeliveryReport(
@@ -139,22 +183,39 @@ class StreamApiClient:
                 return DeliveryReport(
                     outcome, status, attempt, time.monotonic() - started
                 )
+            if status == 401 and not renewed_token and self.auth.renew():
+                # An OAuth2 token can be revoked before its expiry: fetch a
+                # new one once before giving up.
+                renewed_token = True
+                LOGGER.warning("%s: HTTP 401; renewing the OAuth2 token.", label)
+                attempt -= 1
+                continue
             if outcome is Outcome.FATAL:
                 raise UploadFailedError(f"{label} failed: {reason}")
-            if attempt == attempts_allowed:
+            if attempt >= attempts_allowed:
                 raise UploadFailedError(
-                    f"{label} failed after {attempt} attempts: {reason}. Re-run the "
-                    f"sync from its last STATE once CustomerGauge is reachable."
+                    f"{label} failed after {attempt} attempts: {reason}. Re-run "
+                    f"the sync from its last STATE once CustomerGauge is reachable."
                 )
             wait = self._backoff(attempt)
             if retry_after is not None:
-                if retry_after > MAX_RETRY_AFTER_SECONDS:
+                if retry_after > self.settings.max_retry_wait:
                     raise UploadFailedError(
-                        f"{label} failed: {reason}, and CustomerGauge asked to wait "
-                        f"{retry_after:.0f} s, longer than the "
-                        f"{MAX_RETRY_AFTER_SECONDS:.0f} s the target waits at most."
+                        f"{label} failed: {reason}, and CustomerGauge asked to "
+                        f"wait {retry_after:.0f} s, longer than 'max_retry_wait' "
+                        f"({self.settings.max_retry_wait:g} s)."
                     )
                 wait = retry_after
+            if time.monotonic() + wait > deadline:
+                raise UploadFailedError(
+                    f"{label} failed: {reason}, and another attempt would end "
+                    f"after 'upload_deadline' ({self.settings.upload_deadline:g} s)."
+                )
+            if self.stop_requested.is_set():
+                raise UploadFailedError(
+                    f"{label} failed: {reason}, and was not retried because the "
+                    f"target is stopping."
+                )
             LOGGER.warning(
                 "%s: attempt %d of %d failed (%s); retrying in %.1f s.",
                 label,
@@ -163,22 +224,30 @@ class StreamApiClient:
                 reason,
                 wait,
             )
-            self._sleep(wait)
-        msg = f"{label} was not sent"  # pragma: no cover - the loop always returns
-        raise UploadFailedError(msg)  # pragma: no cover
+            if self.stop_requested.wait(wait):
+                raise UploadFailedError(
+                    f"{label} failed: {reason}, and was not retried because the "
+                    f"target is stopping."
+                )
 
     def _attempt(
         self, body: bytes
     ) -> tuple[int, tuple[Outcome, str] | None, float | None]:
         """Make one POST; return the status, the problem if any, and Retry-After."""
         try:
+            authorization = self.auth.header()
+        except AuthenticationError as exc:
+            return 0, (Outcome.FATAL, redact(str(exc), self.secrets)), None
+        try:
             response = self._session.post(
                 self.settings.endpoint_url,
                 data=body,
+                headers={"Authorization": authorization},
                 timeout=(
                     min(CONNECT_TIMEOUT_SECONDS, self.settings.request_timeout),
                     self.settings.request_timeout,
                 ),
+                verify=self._verify,
             )
         except requests.Timeout as exc:
             timeout = self.settings.request_timeout

@@ -17,6 +17,7 @@ if t.TYPE_CHECKING:
 LOGGER = logging.getLogger(__name__)
 
 _STOP = None
+NOT_SENT_REASON = "not sent because an earlier upload failed or the run was stopped"
 
 
 @dataclass
@@ -29,6 +30,15 @@ class DeliveryTotals:
     retries: int = 0
 
 
+@dataclass(frozen=True)
+class Undelivered:
+    """An upload that did not reach CustomerGauge, with its body and why."""
+
+    upload: Upload
+    body: bytes
+    reason: str
+
+
 class UploadPipeline:
     """Post uploads in the order they were submitted, one in flight at a time.
 
@@ -36,8 +46,9 @@ class UploadPipeline:
     flight: `submit` returns at once unless an upload is already waiting,
     so at most one upload is in flight and one is ready behind it.
 
-    After an upload fails, nothing submitted after it is sent. The failure
-    is raised from the next `submit` or from `finish`.
+    After an upload fails, nothing submitted after it is sent; those uploads
+    are kept, with the failed one, in `undelivered`. The failure is raised
+    from the next `submit` or from `finish`.
     """
 
     def __init__(
@@ -50,12 +61,29 @@ class UploadPipeline:
         self._queue: queue.Queue[tuple[Upload, bytes] | None] = queue.Queue(maxsize=1)
         self._thread: threading.Thread | None = None
         self._failure: UploadFailedError | None = None
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._undelivered: list[Undelivered] = []
+        self._submitting: Undelivered | None = None
         self.totals = DeliveryTotals()
 
     @property
     def failure(self) -> UploadFailedError | None:
         """The error that stopped delivery, if any."""
         return self._failure
+
+    def take_undelivered(self) -> list[Undelivered]:
+        """Remove and return the uploads that failed or were never sent.
+
+        Call it only once the worker thread has ended (after `finish` or
+        `stop`). An upload that a signal caught half-submitted is included.
+        """
+        with self._lock:
+            undelivered, self._undelivered = self._undelivered, []
+            if self._submitting is not None:
+                undelivered.append(self._submitting)
+                self._submitting = None
+        return undelivered
 
     def submit(self, upload: Upload) -> None:
         """Queue an upload behind the one in flight.
@@ -65,6 +93,7 @@ class UploadPipeline:
         """
         self.raise_if_failed()
         body = upload.body()
+        self._submitting = Undelivered(upload, body, NOT_SENT_REASON)
         upload.fragments.clear()
         if self._thread is None:
             self._thread = threading.Thread(
@@ -72,9 +101,10 @@ class UploadPipeline:
             )
             self._thread.start()
         self._queue.put((upload, body))
+        self._submitting = None
 
     def finish(self) -> None:
-        """Wait until every submitted upload has been sent.
+        """Wait until every submitted upload has been sent or set aside.
 
         Raises:
             UploadFailedError: If an upload failed.
@@ -85,6 +115,19 @@ class UploadPipeline:
             self._thread = None
         self.raise_if_failed()
 
+    def stop(self) -> None:
+        """Let the upload in flight end, send nothing more, and wait for that.
+
+        The client makes no further retry of the upload in flight, so this
+        returns within about one 'request_timeout'.
+        """
+        self._stopping.set()
+        self._client.stop_requested.set()
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+            self._thread = None
+
     def raise_if_failed(self) -> None:
         """Raise the error of the upload that failed, if one did.
 
@@ -94,13 +137,20 @@ class UploadPipeline:
         if self._failure is not None:
             raise self._failure
 
+    def _set_aside(self, upload: Upload, body: bytes, reason: str) -> None:
+        with self._lock:
+            if self._submitting is not None and self._submitting.upload is upload:
+                self._submitting = None
+            self._undelivered.append(Undelivered(upload, body, reason))
+
     def _run(self) -> None:
         while True:
             item = self._queue.get()
             if item is _STOP:
                 return
             upload, body = item
-            if self._failure is not None:
+            if self._failure is not None or self._stopping.is_set():
+                self._set_aside(upload, body, NOT_SENT_REASON)
                 continue
             self._deliver(upload, body)
 
@@ -113,13 +163,20 @@ class UploadPipeline:
             report = self._client.send(body, label)
         except UploadFailedError as exc:
             LOGGER.error("%s", exc)
+            self._set_aside(upload, body, str(exc))
             self._failure = exc
             return
         except Exception as exc:
             # A bug here must not leave the reading thread blocked on the queue.
             LOGGER.exception("%s failed with an unexpected error.", label)
+            self._set_aside(upload, body, f"unexpected error: {exc!r}")
             self._failure = UploadFailedError(f"{label} failed: {exc!r}")
             return
+        with self._lock:
+            # The reading thread may not have cleared this yet; an accepted
+            # upload must never be saved for replay.
+            if self._submitting is not None and self._submitting.upload is upload:
+                self._submitting = None
         totals = self.totals
         totals.uploads += 1
         totals.records += upload.record_count

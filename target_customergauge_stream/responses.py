@@ -149,8 +149,9 @@ def describe_failure(
         )
         return (
             f"CustomerGauge rejected the credentials with HTTP {status}{detail}. "
-            f"Check 'api_key': create a new key in the CustomerGauge account's "
-            f"admin section if this one was revoked."
+            f"Check 'api_key' (create a new key in the CustomerGauge account's "
+            f"admin section if this one was revoked), or 'client_id' and "
+            f"'client_secret' when using OAuth2."
         )
     if body.error_code is not None or body.error_message is not None:
         message = redact(body.error_message or "no message", secrets)

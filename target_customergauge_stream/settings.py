@@ -6,6 +6,7 @@ import ipaddress
 import typing as t
 import zoneinfo
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import jsonschema
@@ -19,6 +20,7 @@ API_MAX_RECORDS = 2000
 API_MAX_BYTES = 2 * 1024 * 1024
 DEFAULT_MAX_UPLOAD_BYTES = 2_000_000
 
+TOKEN_URL_TEMPLATE = "https://auth.{region}.customergauge.com/oauth2/token"  # noqa: S105
 REGION_HOSTS = {
     "eu": "api.eu.customergauge.com",
     "us": "api.us.customergauge.com",
@@ -27,7 +29,7 @@ REGION_HOSTS = {
 ENDPOINT_PATH = "/v4.1/stream/transactional"
 RESPONSE_FORMATS = ("json", "xml")
 
-SECRET_SETTINGS = frozenset({"api_key"})
+SECRET_SETTINGS = frozenset({"api_key", "client_secret"})
 
 CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
     th.Property(
@@ -37,7 +39,35 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         title="API key",
         description=(
             "CustomerGauge API key, sent as 'Authorization: api_key <KEY>'. "
-            "Create one in the CustomerGauge account's admin section."
+            "Create one in the CustomerGauge account's admin section. Set either "
+            "this or 'client_id' and 'client_secret', not both."
+        ),
+    ),
+    th.Property(
+        "client_id",
+        th.StringType,
+        title="OAuth2 client ID",
+        description=(
+            "Client ID for OAuth2 client credentials, the authentication "
+            "CustomerGauge recommends for its 4.1 APIs. Used with "
+            "'client_secret' instead of 'api_key'."
+        ),
+    ),
+    th.Property(
+        "client_secret",
+        th.StringType,
+        secret=True,
+        title="OAuth2 client secret",
+        description="Client secret that goes with 'client_id'.",
+    ),
+    th.Property(
+        "token_url",
+        th.StringType,
+        title="OAuth2 token URL",
+        description=(
+            "OAuth2 token endpoint, overriding the default "
+            "https://auth.<region>.customergauge.com/oauth2/token (for example "
+            "the local sandbox). Plain http:// only for loopback hosts."
         ),
     ),
     th.Property(
@@ -93,7 +123,7 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         title="Maximum upload size",
         description=(
             "Maximum size of one request body in bytes, counted on the exact bytes "
-            "sent (XML declaration, wrapper and escaping included). At most "
+            "sent (XML declaration, wrapper and escaping included). From 1024 to "
             "2097152; the default 2000000 stays under the API's 2 MB cap whichever "
             "way MB is read."
         ),
@@ -120,6 +150,60 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         ),
     ),
     th.Property(
+        "max_retry_wait",
+        th.NumberType,
+        default=600,
+        title="Maximum Retry-After wait",
+        description=(
+            "Longest wait in seconds that a Retry-After header from "
+            "CustomerGauge may ask for. A longer one fails the upload instead "
+            "of stalling the run."
+        ),
+    ),
+    th.Property(
+        "upload_deadline",
+        th.NumberType,
+        default=3600,
+        title="Upload deadline",
+        description=(
+            "Longest time in seconds that one upload may take across all its "
+            "attempts and waits. A retry that would end after it is not made "
+            "and the upload fails."
+        ),
+    ),
+    th.Property(
+        "min_upload_interval",
+        th.NumberType,
+        default=0,
+        title="Minimum upload interval",
+        description=(
+            "Seconds to wait between the end of one upload and the start of "
+            "the next. CustomerGauge queues uploads that arrive in quick "
+            "succession; a pause keeps that queue short."
+        ),
+    ),
+    th.Property(
+        "failed_uploads_dir",
+        th.StringType,
+        default="failed-uploads",
+        title="Failed uploads folder",
+        description=(
+            "Folder, relative to the working directory unless absolute, where "
+            "the exact body of every upload that was not delivered is saved "
+            "with a JSON description, for target-customergauge-stream-replay."
+        ),
+    ),
+    th.Property(
+        "ca_bundle",
+        th.StringType,
+        title="CA bundle",
+        description=(
+            "Path to a PEM file of certificate authorities to trust, for "
+            "corporate proxies that re-sign TLS. TLS certificates are always "
+            "verified."
+        ),
+    ),
+    th.Property(
         "retry_backoff_seconds",
         th.NumberType,
         default=1.0,
@@ -129,6 +213,18 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
             "doubles with each further retry, up to 60 seconds, and a random "
             "part of up to half of it is taken off so that runs do not retry "
             "in step. A Retry-After header from CustomerGauge takes precedence."
+        ),
+    ),
+    th.Property(
+        "load_method",
+        th.StringType,
+        default="append-only",
+        allowed_values=["append-only", "upsert", "overwrite"],
+        title="Load method",
+        description=(
+            "The Singer SDK's standard load method setting, accepted for "
+            "compatibility. It has no effect here: every record is sent to the "
+            "Stream API as a new transactional record."
         ),
     ),
     th.Property(
@@ -158,6 +254,9 @@ class Settings:
     """Resolved settings with every default filled in."""
 
     api_key: str
+    client_id: str
+    client_secret: str
+    token_url: str
     endpoint_url: str
     response_format: str
     batch_size_rows: int
@@ -165,7 +264,17 @@ class Settings:
     request_timeout: float
     max_retries: int
     retry_backoff_seconds: float
+    max_retry_wait: float
+    upload_deadline: float
+    min_upload_interval: float
+    failed_uploads_dir: Path
+    ca_bundle: str | None
     timezone: zoneinfo.ZoneInfo
+
+    @property
+    def uses_oauth2(self) -> bool:
+        """Tell whether uploads authenticate with OAuth2 instead of an API key."""
+        return bool(self.client_id)
 
 
 def _describe_schema_error(error: jsonschema.ValidationError) -> str:
@@ -185,19 +294,30 @@ def _describe_schema_error(error: jsonschema.ValidationError) -> str:
     return f"Setting '{setting}' is invalid ({error.validator} rule)."
 
 
-def _check_api_url(url: str, response_format: str) -> list[str]:
+def _check_url(setting: str, url: str, example: str) -> list[str]:
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         return [
-            "Setting 'api_url' is invalid: expected an absolute http(s) URL such as "
-            "https://api.eu.customergauge.com/v4.1/stream/transactional.json."
+            f"Setting '{setting}' is invalid: expected an absolute http(s) URL "
+            f"such as {example}."
         ]
-    errors = []
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-        errors.append(
-            f"Setting 'api_url' is invalid: plain http:// is only allowed for "
+        return [
+            f"Setting '{setting}' is invalid: plain http:// is only allowed for "
             f"loopback hosts, not {parts.hostname!r}. Use https://."
-        )
+        ]
+    return []
+
+
+def _check_api_url(url: str, response_format: str) -> list[str]:
+    errors = _check_url(
+        "api_url",
+        url,
+        "https://api.eu.customergauge.com/v4.1/stream/transactional.json",
+    )
+    if errors:
+        return errors
+    parts = urlsplit(url)
     for suffix in RESPONSE_FORMATS:
         if parts.path.endswith(f".{suffix}") and suffix != response_format:
             errors.append(
@@ -206,6 +326,35 @@ def _check_api_url(url: str, response_format: str) -> list[str]:
                 f"'api_url' to let 'response_format' add it."
             )
     return errors
+
+
+def _check_authentication(config: t.Mapping[str, t.Any]) -> list[str]:
+    has_key = bool(config.get("api_key"))
+    has_id = bool(config.get("client_id"))
+    has_secret = bool(config.get("client_secret"))
+    if has_key and (has_id or has_secret):
+        return [
+            "Settings 'api_key' and 'client_id'/'client_secret' are both set: "
+            "configure exactly one way to authenticate."
+        ]
+    if has_id != has_secret:
+        missing = "client_secret" if has_id else "client_id"
+        return [
+            f"Setting '{missing}' is missing: OAuth2 needs both 'client_id' and "
+            f"'client_secret'."
+        ]
+    if not has_key and not has_id:
+        return [
+            "Setting 'api_key' is missing: set it to the API key from the "
+            "CustomerGauge account's admin section, or set 'client_id' and "
+            "'client_secret' for OAuth2."
+        ]
+    token_url = config.get("token_url")
+    if token_url:
+        return _check_url(
+            "token_url", token_url, TOKEN_URL_TEMPLATE.format(region="eu")
+        )
+    return []
 
 
 def is_loopback_host(host: str) -> bool:
@@ -260,16 +409,24 @@ def validate_config(
     if timezone is not None:
         try:
             zoneinfo.ZoneInfo(timezone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        # A folder name such as 'Europe' raises IsADirectoryError when the
+        # tzdata package supplies the zone files.
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
             errors.append(
                 f"Setting 'timezone' is {timezone!r}, which is not an IANA time zone "
                 f"name. Use a name such as 'UTC' or 'Europe/Amsterdam'."
             )
 
-    if not config.get("api_key"):
+    errors.extend(_check_authentication(config))
+    for name in ("max_retry_wait", "upload_deadline", "min_upload_interval"):
+        value = config.get(name)
+        if value is not None and value < 0:
+            errors.append(f"Setting '{name}' must be a number of seconds, 0 or more.")
+    ca_bundle = config.get("ca_bundle")
+    if ca_bundle and not Path(ca_bundle).is_file():
         errors.append(
-            "Setting 'api_key' is missing: set it to the API key from the "
-            "CustomerGauge account's admin section."
+            f"Setting 'ca_bundle' names {ca_bundle!r}, which is not a file. Give "
+            f"the path of a PEM file of certificate authorities."
         )
 
     response_format = setting_value(config, "response_format")
@@ -302,8 +459,15 @@ def resolve_endpoint_url(config: t.Mapping[str, t.Any]) -> str:
 
 def resolve_settings(config: t.Mapping[str, t.Any]) -> Settings:
     """Turn a validated config into settings with every default filled in."""
+    ca_bundle = config.get("ca_bundle")
     return Settings(
         api_key=str(config.get("api_key") or ""),
+        client_id=str(config.get("client_id") or ""),
+        client_secret=str(config.get("client_secret") or ""),
+        token_url=str(
+            config.get("token_url")
+            or TOKEN_URL_TEMPLATE.format(region=setting_value(config, "region"))
+        ),
         endpoint_url=resolve_endpoint_url(config),
         response_format=setting_value(config, "response_format"),
         batch_size_rows=int(setting_value(config, "batch_size_rows")),
@@ -311,5 +475,10 @@ def resolve_settings(config: t.Mapping[str, t.Any]) -> Settings:
         request_timeout=float(setting_value(config, "request_timeout")),
         max_retries=int(setting_value(config, "max_retries")),
         retry_backoff_seconds=float(setting_value(config, "retry_backoff_seconds")),
+        max_retry_wait=float(setting_value(config, "max_retry_wait")),
+        upload_deadline=float(setting_value(config, "upload_deadline")),
+        min_upload_interval=float(setting_value(config, "min_upload_interval")),
+        failed_uploads_dir=Path(setting_value(config, "failed_uploads_dir")),
+        ca_bundle=str(ca_bundle) if ca_bundle else None,
         timezone=zoneinfo.ZoneInfo(setting_value(config, "timezone")),
     )

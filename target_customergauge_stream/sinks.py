@@ -97,8 +97,11 @@ class CustomerGaugeStreamSink(Sink):
         packer = self._delivery_target.packer
         if not packer.has_closed(self.stream_name):
             packer.close(self.stream_name)
-        for upload in packer.take_closed(self.stream_name):
+        # Each upload leaves the packer only once the pipeline holds it, so a
+        # signal between the two steps cannot lose it.
+        while (upload := packer.peek_closed(self.stream_name)) is not None:
             self._delivery_target.pipeline.submit(upload)
+            packer.discard_closed(upload)
 
     @override
     def clean_up(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import typing as t
 
@@ -11,7 +12,8 @@ from singer_sdk.exceptions import ConfigValidationError
 from target_customergauge_stream.batching import UploadPacker
 from target_customergauge_stream.checkpoints import StateCheckpoints
 from target_customergauge_stream.client import StreamApiClient, UploadFailedError
-from target_customergauge_stream.delivery import UploadPipeline
+from target_customergauge_stream.delivery import NOT_SENT_REASON, UploadPipeline
+from target_customergauge_stream.failed_store import FailedUploadStore
 from target_customergauge_stream.reader import CountingSingerReader
 from target_customergauge_stream.settings import (
     CONFIG_SCHEMA,
@@ -27,6 +29,7 @@ else:
 
 if t.TYPE_CHECKING:
     from pathlib import PurePath
+    from types import FrameType
 
     from target_customergauge_stream.batching import Upload
     from target_customergauge_stream.client import DeliveryReport
@@ -69,6 +72,7 @@ class TargetCustomerGaugeStream(Target):
         )
         self.client = StreamApiClient(self.settings)
         self.pipeline = UploadPipeline(self.client, self._on_upload_accepted)
+        self.failed_store = FailedUploadStore(self.settings.failed_uploads_dir)
         reader = t.cast("CountingSingerReader", self.message_reader)
         reader.before_failure = self._deliver_before_failure
 
@@ -104,11 +108,13 @@ class TargetCustomerGaugeStream(Target):
 
     @override
     def process_endofpipe(self) -> None:
-        super().process_endofpipe()
         try:
+            super().process_endofpipe()
             self.pipeline.finish()
-        finally:
-            self.client.close()
+        except UploadFailedError:
+            self._stop_pipeline()
+            raise
+        self.client.close()
         totals = self.pipeline.totals
         self.logger.info(
             "Delivered %d records in %d uploads (%d bytes, %d retries).",
@@ -123,7 +129,8 @@ class TargetCustomerGaugeStream(Target):
 
         Records that came before the failing input line are uploaded and the
         STATE they complete is emitted; nothing after that line is sent. After
-        a failed upload nothing more is sent at all.
+        a failed upload nothing more is sent at all, and every upload that
+        was not delivered is saved to 'failed_uploads_dir'.
         """
         if isinstance(error, UploadFailedError) or self.pipeline.failure is not None:
             self._stop_pipeline()
@@ -139,19 +146,66 @@ class TargetCustomerGaugeStream(Target):
                 self.pipeline.submit(upload)
             self.pipeline.finish()
         except UploadFailedError:
-            self.logger.exception(
-                "Could not deliver the records read before the failure."
-            )
-        finally:
-            self.client.close()
+            self.logger.error("Could not deliver the records read before the failure.")
+            self._stop_pipeline()
+            return
+        self.client.close()
 
     def _stop_pipeline(self) -> None:
-        try:
-            self.pipeline.finish()
-        except UploadFailedError:
-            pass
-        finally:
-            self.client.close()
+        """Stop delivery after a failure and save every undelivered upload."""
+        self.pipeline.stop()
+        self.client.close()
+        self._save_undelivered()
+
+    def _save_undelivered(self) -> None:
+        saved: dict[int, tuple[int, str]] = {}
+        for item in self.pipeline.take_undelivered():
+            if item.upload.sequence not in saved:
+                self.failed_store.save(item.upload, item.body, item.reason)
+                saved[item.upload.sequence] = (item.upload.record_count, item.reason)
+        for upload in self.packer.take_all():
+            if upload.sequence not in saved and upload.record_count:
+                self.failed_store.save(upload, upload.body(), NOT_SENT_REASON)
+                saved[upload.sequence] = (upload.record_count, NOT_SENT_REASON)
+        if not saved:
+            return
+        self.logger.error(
+            "Saved %d undelivered uploads (%d records) to '%s'. To recover, re-run "
+            "the sync from its last STATE, which reads those records again. Only "
+            "when that is not possible, send the saved uploads with "
+            "'target-customergauge-stream-replay'. Doing both uploads the same "
+            "records twice.",
+            len(saved),
+            sum(count for count, _ in saved.values()),
+            self.failed_store.folder,
+        )
+
+    @override
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """Stop on SIGINT or SIGTERM without losing or half-sending anything.
+
+        Reading stops at once. The upload in flight may finish, within about
+        'request_timeout', and the STATE it completes is emitted. Whatever was
+        read but not delivered is saved to 'failed_uploads_dir', and the
+        target exits with status 128 + the signal number, as shells do.
+        """
+        name = signal.Signals(signum).name
+        self.logger.warning(
+            "Received %s: stopping after the upload in flight; nothing more is "
+            "read or sent.",
+            name,
+        )
+        self.pipeline.stop()
+        self.client.close()
+        self._save_undelivered()
+        totals = self.pipeline.totals
+        self.logger.warning(
+            "Stopped by %s after delivering %d records in %d uploads.",
+            name,
+            totals.records,
+            totals.uploads,
+        )
+        sys.exit(128 + signum)
 
 
 if __name__ == "__main__":

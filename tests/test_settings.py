@@ -6,6 +6,7 @@ import copy
 import email.utils
 import typing as t
 import zoneinfo
+from pathlib import Path
 
 import pytest
 
@@ -278,6 +279,9 @@ def test_settings_defaults() -> None:
 
     assert settings == Settings(
         api_key=API_KEY,
+        client_id="",
+        client_secret="",
+        token_url="https://auth.eu.customergauge.com/oauth2/token",
         endpoint_url=f"{ENDPOINT}.json",
         response_format="json",
         batch_size_rows=2000,
@@ -285,6 +289,11 @@ def test_settings_defaults() -> None:
         request_timeout=300.0,
         max_retries=8,
         retry_backoff_seconds=1.0,
+        max_retry_wait=600.0,
+        upload_deadline=3600.0,
+        min_upload_interval=0.0,
+        failed_uploads_dir=Path("failed-uploads"),
+        ca_bundle=None,
         timezone=zoneinfo.ZoneInfo("UTC"),
     )
 
@@ -300,12 +309,19 @@ def test_settings_from_config() -> None:
             "request_timeout": 5,
             "max_retries": 0,
             "retry_backoff_seconds": 0,
+            "max_retry_wait": 30,
+            "upload_deadline": 90,
+            "min_upload_interval": 2,
+            "failed_uploads_dir": "/var/tmp/undelivered",
             "timezone": "Europe/Amsterdam",
         }
     )
 
     assert settings == Settings(
         api_key=API_KEY,
+        client_id="",
+        client_secret="",
+        token_url="https://auth.eu.customergauge.com/oauth2/token",
         endpoint_url="http://127.0.0.1:9000/stream.xml",
         response_format="xml",
         batch_size_rows=10,
@@ -313,6 +329,11 @@ def test_settings_from_config() -> None:
         request_timeout=5.0,
         max_retries=0,
         retry_backoff_seconds=0.0,
+        max_retry_wait=30.0,
+        upload_deadline=90.0,
+        min_upload_interval=2.0,
+        failed_uploads_dir=Path("/var/tmp/undelivered"),
+        ca_bundle=None,
         timezone=zoneinfo.ZoneInfo("Europe/Amsterdam"),
     )
 

@@ -1,0 +1,135 @@
+"""Send uploads that a failed run saved, in order, then remove each one.
+
+    target-customergauge-stream-replay --config config.json [--dir FOLDER] [--list]
+
+The normal way to recover from a failed run is to re-run the sync from its
+last STATE: the tap reads the undelivered records again. Replay is for when
+that is not possible, for example when the source has changed since. Doing
+both uploads the same records twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import sys
+import typing as t
+from pathlib import Path
+
+from target_customergauge_stream.client import StreamApiClient, UploadFailedError
+from target_customergauge_stream.failed_store import FailedUploadStore
+from target_customergauge_stream.settings import resolve_settings, validate_config
+
+LOGGER = logging.getLogger("target-customergauge-stream-replay")
+
+
+def _load_config(paths: list[Path]) -> dict[str, t.Any]:
+    config: dict[str, t.Any] = {}
+    for path in paths:
+        try:
+            config.update(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            msg = f"Cannot read the config file {path}: {exc}"
+            raise SystemExit(msg) from None
+    return config
+
+
+def _config_schema() -> dict[str, t.Any]:
+    # Imported here: the target module loads the whole SDK.
+    from target_customergauge_stream.target import TargetCustomerGaugeStream  # noqa: PLC0415
+
+    schema = copy.deepcopy(TargetCustomerGaugeStream.config_jsonschema)
+    TargetCustomerGaugeStream.append_builtin_config(schema)
+    return schema
+
+
+def replay(store: FailedUploadStore, client: StreamApiClient) -> int:
+    """Send every saved upload in order; stop at the first one that fails.
+
+    Returns:
+        The process exit status: 0 when every saved upload was delivered.
+    """
+    saved_uploads = store.list()
+    if not saved_uploads:
+        LOGGER.info("No saved uploads in '%s'.", store.folder)
+        return 0
+    delivered = 0
+    for saved in saved_uploads:
+        body = saved.body_path.read_bytes()
+        records = saved.description.get("record_count", "?")
+        label = f"Saved upload '{saved.body_path.name}' ({records} records)"
+        try:
+            client.send(body, label)
+        except UploadFailedError as exc:
+            LOGGER.error("%s", exc)
+            LOGGER.error(
+                "Stopped: %d of %d saved uploads delivered; the rest stay in '%s'.",
+                delivered,
+                len(saved_uploads),
+                store.folder,
+            )
+            return 1
+        saved.remove()
+        delivered += 1
+        LOGGER.info("%s delivered and removed.", label)
+    LOGGER.info("All %d saved uploads delivered.", delivered)
+    return 0
+
+
+def main(argv: t.Sequence[str] | None = None) -> int:
+    """Run the replay command line."""
+    parser = argparse.ArgumentParser(
+        prog="target-customergauge-stream-replay",
+        description=__doc__.splitlines()[0] if __doc__ else None,
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        action="append",
+        required=True,
+        help="Target config file, as for the target itself; repeat to merge several.",
+    )
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        help="Folder of saved uploads (default: the config's 'failed_uploads_dir').",
+    )
+    parser.add_argument(
+        "--list", action="store_true", help="List the saved uploads and send nothing."
+    )
+    arguments = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s | %(levelname)-8s | %(message)s"
+    )
+
+    config = _load_config(arguments.config)
+    errors = validate_config(config, _config_schema())
+    if errors:
+        for error in errors:
+            LOGGER.error("%s", error)
+        return 2
+    settings = resolve_settings(config)
+    store = FailedUploadStore(arguments.dir or settings.failed_uploads_dir)
+
+    if arguments.list:
+        for saved in store.list():
+            description = saved.description
+            print(
+                f"{saved.body_path.name}: stream {description.get('stream')!r}, "
+                f"{description.get('record_count')} records, "
+                f"input lines {description.get('first_input_line')}-"
+                f"{description.get('last_input_line')}: {description.get('error')}"
+            )
+        return 0
+
+    client = StreamApiClient(settings)
+    try:
+        return replay(store, client)
+    finally:
+        client.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

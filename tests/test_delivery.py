@@ -1,0 +1,429 @@
+"""Delivery under faults: retries, saved uploads, replay, signals, OAuth2, secrets."""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from target_customergauge_stream.sandbox import Sandbox
+from tests.conftest import (
+    TARGET_COMMAND,
+    TEST_API_KEY,
+    record_message,
+    run_target,
+    schema_message,
+    state_message,
+    target_config,
+)
+
+PROPERTIES = {"Email": {"type": "string"}}
+
+
+def numbered_messages(first: int, last: int, state_every: int) -> list[dict]:
+    messages = [schema_message("orders", PROPERTIES)]
+    for index in range(first, last + 1):
+        messages.append(record_message("orders", {"Email": f"c{index}@example.com"}))
+        if index % state_every == 0:
+            messages.append(state_message({"orders": index}))
+    return messages
+
+
+def emails(sandbox: Sandbox) -> list[str]:
+    return [record["Email"] for record in sandbox.records()]
+
+
+@pytest.mark.parametrize("step", ["408", "429", "500", "502", "503", "504", "reset"])
+def test_retryable_step_then_success(sandbox: Sandbox, tmp_path, step) -> None:
+    sandbox.faults.script = [step, "ok"]
+
+    run = run_target(target_config(sandbox), numbered_messages(1, 3, 3), tmp_path)
+
+    assert run.returncode == 0, run.stderr
+    assert emails(sandbox) == [f"c{index}@example.com" for index in (1, 2, 3)]
+    assert "attempt 1 of 9 failed" in run.stderr
+    assert run.states == [{"orders": 3}]
+
+
+@pytest.mark.parametrize("step", ["400", "garbage"])
+def test_fatal_step_fails_at_once(sandbox: Sandbox, tmp_path, step) -> None:
+    sandbox.faults.script = [step]
+
+    run = run_target(target_config(sandbox), numbered_messages(1, 3, 3), tmp_path)
+
+    assert run.returncode != 0
+    assert run.states == []
+    assert sandbox.state.summary()["requests"] == 1
+
+
+def test_garbage_body_is_quoted(sandbox: Sandbox, tmp_path) -> None:
+    sandbox.faults.script = ["garbage"]
+
+    run = run_target(target_config(sandbox), numbered_messages(1, 1, 1), tmp_path)
+
+    assert "HTTP 200 with a body that is not the documented" in run.stderr
+    assert "Upstream proxy error" in run.stderr
+
+
+@pytest.mark.parametrize("step", ["429", "429-date"])
+def test_retry_after_is_honoured(sandbox: Sandbox, tmp_path, step) -> None:
+    sandbox.faults.script = [step, "ok"]
+    config = target_config(sandbox, retry_backoff_seconds=0.01)
+
+    run = run_target(config, numbered_messages(1, 1, 1), tmp_path)
+
+    assert run.returncode == 0, run.stderr
+    retry_lines = [line for line in run.stderr.splitlines() if "retrying in" in line]
+    assert len(retry_lines) == 1
+    waited = float(retry_lines[0].rsplit("retrying in ", 1)[1].split(" s")[0])
+    # The backoff alone would be about 0.01 s; the wait came from Retry-After:
+    # 1 s in the seconds form, 2 s ahead (to the second) in the date form.
+    if step == "429":
+        assert waited == 1.0
+    else:
+        assert 1.0 <= waited <= 2.0
+
+
+def test_retry_after_above_cap_fails(sandbox: Sandbox, tmp_path) -> None:
+    sandbox.faults.script = ["429"]
+    config = target_config(sandbox, max_retry_wait=0.5)
+
+    run = run_target(config, numbered_messages(1, 1, 1), tmp_path)
+
+    assert run.returncode != 0
+    assert "max_retry_wait" in run.stderr
+    assert sandbox.state.summary()["requests"] == 1
+
+
+def test_upload_deadline_ends_retries(sandbox: Sandbox, tmp_path) -> None:
+    sandbox.faults.script = ["500", "500", "500"]
+    config = target_config(sandbox, retry_backoff_seconds=1.0, upload_deadline=0.2)
+
+    run = run_target(config, numbered_messages(1, 1, 1), tmp_path)
+
+    assert run.returncode != 0
+    assert "upload_deadline" in run.stderr
+    assert sandbox.state.summary()["requests"] == 1
+
+
+def test_stall_past_timeout_is_retried(tmp_path) -> None:
+    with Sandbox(api_key=TEST_API_KEY, script=["stall"], stall_seconds=2) as sandbox:
+        config = target_config(sandbox, request_timeout=0.5)
+
+        run = run_target(config, numbered_messages(1, 2, 2), tmp_path)
+
+        assert run.returncode == 0, run.stderr
+        assert "timed out after 0.5 s" in run.stderr
+        assert emails(sandbox) == ["c1@example.com", "c2@example.com"]
+
+
+def test_min_upload_interval_spaces_uploads(sandbox: Sandbox, tmp_path) -> None:
+    config = target_config(sandbox, batch_size_rows=1, min_upload_interval=0.3)
+
+    run = run_target(config, numbered_messages(1, 3, 3), tmp_path)
+
+    assert run.returncode == 0, run.stderr
+    moments = [
+        datetime.datetime.fromisoformat(upload.received_at)
+        for upload in sandbox.state.uploads
+    ]
+    gaps = [
+        (later - earlier).total_seconds()
+        for earlier, later in itertools.pairwise(moments)
+    ]
+    assert len(gaps) == 2
+    assert all(gap >= 0.29 for gap in gaps)
+
+
+def test_failed_upload_saved_with_description(sandbox: Sandbox, tmp_path) -> None:
+    sandbox.faults.script = ["ok", "401"]
+    failed_dir = tmp_path / "failed"
+    config = target_config(
+        sandbox, batch_size_rows=2, failed_uploads_dir=str(failed_dir)
+    )
+
+    run = run_target(config, numbered_messages(1, 6, 2), tmp_path)
+
+    assert run.returncode != 0
+    assert run.states == [{"orders": 2}]
+    bodies = sorted(failed_dir.glob("*.xml"))
+    descriptions = [
+        json.loads(path.with_suffix(".json").read_text()) for path in bodies
+    ]
+    assert [description["record_count"] for description in descriptions] == [2, 2]
+    assert descriptions[0]["first_input_line"] == 5
+    assert descriptions[0]["last_input_line"] == 6
+    assert "401" in descriptions[0]["error"]
+    assert "not sent" in descriptions[1]["error"]
+    assert descriptions[0]["bytes"] == len(bodies[0].read_bytes())
+    assert b"c3@example.com" in bodies[0].read_bytes()
+    assert TEST_API_KEY not in json.dumps(descriptions)
+
+
+def test_replay_delivers_saved_uploads(sandbox: Sandbox, tmp_path) -> None:
+    sandbox.faults.script = ["503", "503"]
+    failed_dir = tmp_path / "failed"
+    config = target_config(
+        sandbox, batch_size_rows=2, max_retries=1, failed_uploads_dir=str(failed_dir)
+    )
+    first = run_target(config, numbered_messages(1, 4, 2), tmp_path)
+    assert first.returncode != 0
+    assert len(list(failed_dir.glob("*.xml"))) == 2
+
+    replay = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "target_customergauge_stream.replay",
+            "--config",
+            str(tmp_path / "config.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert replay.returncode == 0, replay.stderr
+    assert emails(sandbox) == [f"c{index}@example.com" for index in (1, 2, 3, 4)]
+    assert list(failed_dir.iterdir()) == []
+
+
+def test_replay_stops_at_first_failure(sandbox: Sandbox, tmp_path) -> None:
+    sandbox.faults.script = ["400"]
+    failed_dir = tmp_path / "failed"
+    config = target_config(
+        sandbox, batch_size_rows=2, failed_uploads_dir=str(failed_dir)
+    )
+    run_target(config, numbered_messages(1, 4, 2), tmp_path)
+    sandbox.faults.script = ["401"]
+
+    replay = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "target_customergauge_stream.replay",
+            "--config",
+            str(tmp_path / "config.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert replay.returncode == 1
+    assert len(list(failed_dir.glob("*.xml"))) == 2
+    assert sandbox.records() == []
+
+
+def test_secrets_never_printed_at_debug(tmp_path) -> None:
+    secret = "echoed-secret-key-93af0c"
+    with Sandbox(api_key="another-key", echo_authorization=True) as sandbox:
+        config = target_config(sandbox, api_key=secret)
+        environment_log_level = os.environ.get("LOGLEVEL")
+        os.environ["LOGLEVEL"] = "DEBUG"
+        try:
+            run = run_target(config, numbered_messages(1, 2, 2), tmp_path)
+        finally:
+            if environment_log_level is None:
+                os.environ.pop("LOGLEVEL", None)
+            else:
+                os.environ["LOGLEVEL"] = environment_log_level
+
+    assert run.returncode != 0
+    assert "DEBUG" in run.stderr
+    assert "[redacted]" in run.stderr
+    assert secret not in run.stderr
+    assert secret not in json.dumps(run.states)
+    for path in (tmp_path / "failed-uploads").glob("*.json"):
+        assert secret not in path.read_text()
+
+
+def oauth_config(sandbox: Sandbox, **overrides) -> dict:
+    config = target_config(sandbox)
+    del config["api_key"]
+    config.update(
+        client_id="demo-client",
+        client_secret="oauth-secret-5512ab",
+        token_url=sandbox.token_url,
+    )
+    config.update(overrides)
+    return config
+
+
+def test_oauth2_uploads_with_bearer_token(tmp_path) -> None:
+    with Sandbox(
+        api_key="unused-key",
+        client_id="demo-client",
+        client_secret="oauth-secret-5512ab",
+        echo_authorization=True,
+    ) as sandbox:
+        run = run_target(oauth_config(sandbox), numbered_messages(1, 3, 3), tmp_path)
+        tokens = list(sandbox.state.tokens)
+
+    assert run.returncode == 0, run.stderr
+    assert len(tokens) == 1
+    assert "oauth-secret-5512ab" not in run.stderr
+    assert tokens[0] not in run.stderr
+
+
+def test_oauth2_renews_token_on_401(tmp_path) -> None:
+    with Sandbox(
+        api_key="unused-key",
+        client_id="demo-client",
+        client_secret="oauth-secret-5512ab",
+        script=["401", "ok"],
+    ) as sandbox:
+        run = run_target(oauth_config(sandbox), numbered_messages(1, 2, 2), tmp_path)
+        token_count = len(sandbox.state.tokens)
+        received = emails(sandbox)
+
+    assert run.returncode == 0, run.stderr
+    assert token_count == 2
+    assert received == ["c1@example.com", "c2@example.com"]
+
+
+def test_oauth2_renews_before_expiry(tmp_path) -> None:
+    with Sandbox(
+        api_key="unused-key",
+        client_id="demo-client",
+        client_secret="oauth-secret-5512ab",
+        token_lifetime=1,
+    ) as sandbox:
+        config = oauth_config(sandbox, batch_size_rows=1, min_upload_interval=0.4)
+        run = run_target(config, numbered_messages(1, 4, 4), tmp_path)
+        token_count = len(sandbox.state.tokens)
+
+    assert run.returncode == 0, run.stderr
+    assert token_count >= 2
+
+
+def test_oauth2_wrong_secret_fails_clearly(tmp_path) -> None:
+    with Sandbox(
+        api_key="unused-key", client_id="demo-client", client_secret="right-secret"
+    ) as sandbox:
+        config = oauth_config(sandbox, client_secret="wrong-secret-77aa")
+        run = run_target(config, numbered_messages(1, 1, 1), tmp_path)
+
+    assert run.returncode != 0
+    assert "client_secret" in run.stderr
+    assert "wrong-secret-77aa" not in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"api_key": "k", "client_id": "c", "client_secret": "s"}, "exactly one"),
+        ({"client_id": "c"}, "'client_secret' is missing"),
+        (
+            {
+                "token_url": "http://192.0.2.7/oauth2/token",
+                "client_id": "c",
+                "client_secret": "s",
+            },
+            "token_url",
+        ),
+    ],
+)
+def test_authentication_config_errors(tmp_path, overrides, expected) -> None:
+    run = run_target(overrides, "", tmp_path)
+
+    assert run.returncode != 0
+    assert expected in run.stderr
+    assert "'s'" not in run.stderr
+
+
+def start_target(config: dict, tmp_path: Path) -> subprocess.Popen:
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config), encoding="utf-8")
+    return subprocess.Popen(
+        [*TARGET_COMMAND, "--config", str(config_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_until(condition, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {seconds} s")
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("in_flight_succeeds", [True, False])
+def test_sigterm_during_upload(tmp_path, in_flight_succeeds) -> None:
+    script = [] if in_flight_succeeds else ["503"]
+    with Sandbox(api_key=TEST_API_KEY, latency=1.5, script=script) as sandbox:
+        failed_dir = tmp_path / "failed"
+        config = target_config(
+            sandbox, batch_size_rows=2, failed_uploads_dir=str(failed_dir)
+        )
+        process = start_target(config, tmp_path)
+        lines = [json.dumps(message) for message in numbered_messages(1, 5, 2)]
+        process.stdin.write("\n".join(lines) + "\n")
+        process.stdin.flush()
+        wait_until(lambda: sandbox.state.summary()["requests"] >= 1)
+
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=30)
+        received = emails(sandbox)
+
+    states = [json.loads(line) for line in stdout.splitlines() if line.strip()]
+    saved = sorted(failed_dir.glob("*.json"))
+    saved_records = sum(json.loads(path.read_text())["record_count"] for path in saved)
+    assert process.returncode == 128 + signal.SIGTERM
+    assert "Received SIGTERM" in stderr
+    if in_flight_succeeds:
+        assert received == ["c1@example.com", "c2@example.com"]
+        assert states == [{"orders": 2}]
+        assert saved_records == 3
+    else:
+        assert received == []
+        assert states == []
+        assert saved_records == 5
+
+
+def test_kill_and_rerun_from_state(tmp_path) -> None:
+    total = 3000
+    with Sandbox(api_key=TEST_API_KEY, latency=0.05) as sandbox:
+        config = target_config(sandbox, batch_size_rows=100)
+        process = start_target(config, tmp_path)
+        lines = [json.dumps(message) for message in numbered_messages(1, total, 100)]
+        process.stdin.write("\n".join(lines) + "\n")
+        process.stdin.flush()
+        wait_until(lambda: sandbox.state.summary()["uploads"] >= 5)
+
+        process.send_signal(signal.SIGKILL)
+        stdout, _ = process.communicate(timeout=30)
+        states = [
+            json.loads(line) for line in stdout.splitlines() if line.endswith("}")
+        ]
+        accepted = set(emails(sandbox))
+
+        # The STATE sequence never ran ahead of what the sandbox accepted.
+        for state in states:
+            bookmark = state["orders"]
+            assert {
+                f"c{index}@example.com" for index in range(1, bookmark + 1)
+            } <= accepted
+        assert len(accepted) < total
+
+        resume_from = states[-1]["orders"] + 1 if states else 1
+        rerun = run_target(config, numbered_messages(resume_from, total, 100), tmp_path)
+        final = emails(sandbox)
+
+    assert rerun.returncode == 0, rerun.stderr
+    assert set(final) == {f"c{index}@example.com" for index in range(1, total + 1)}
+    assert rerun.states[-1] == {"orders": total}
