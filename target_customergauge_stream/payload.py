@@ -38,6 +38,9 @@ UTC = datetime.timezone.utc
 # characters other than tab, line feed and carriage return, U+FFFE, U+FFFF and
 # the surrogate code points (https://www.w3.org/TR/xml/#charsets).
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+# Any character that needs escaping or removal: text without one is written
+# as it is, which is the common case and the fast path of `encode`.
+_NEEDS_WORK = re.compile("[&<>\r\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 # XML 1.0 fifth edition name characters (https://www.w3.org/TR/xml/#NT-Name),
 # without ':' because lxml reads a colon as a namespace prefix.
@@ -304,14 +307,23 @@ class RecordEncoder:
                 unreadable date).
         """
         parts = ["<record>"]
+        append = parts.append
+        needs_work = _NEEDS_WORK.search
         for layout in self.fields:
             value = record.get(layout.property_name)
             if value is None:
                 continue
-            parts.append(layout.open_tag)
-            parts.append(self._text_of(value, layout))
-            parts.append(layout.close_tag)
-        parts.append("</record>")
+            append(layout.open_tag)
+            if type(value) is str and layout.date_format is None:
+                append(
+                    self._clean(value, layout.property_name)
+                    if needs_work(value)
+                    else value
+                )
+            else:
+                append(self._text_of(value, layout))
+            append(layout.close_tag)
+        append("</record>")
         return "".join(parts).encode("utf-8")
 
 

@@ -7,8 +7,11 @@ import json
 import sys
 import typing as t
 
+import msgspec
 from singer_sdk.io_base import GenericSingerReader
 from singer_sdk.singerlib.exceptions import InvalidInputLine
+
+_FAST_DECODER = msgspec.json.Decoder(float_hook=decimal.Decimal)
 
 
 class CountingSingerReader(GenericSingerReader[str]):
@@ -16,7 +19,10 @@ class CountingSingerReader(GenericSingerReader[str]):
 
     Errors name the line number and never quote the line, because records
     carry personal data. Numbers are read as `Decimal`, so that a number is
-    written to CustomerGauge exactly as the tap sent it.
+    written to CustomerGauge exactly as the tap sent it. Lines are parsed with
+    msgspec, about four times faster than the standard library; the few it
+    rejects (a lone surrogate escape, a NaN literal) are parsed again with
+    `json`, which accepts them, so that later checks can name the field.
 
     Attributes:
         line_number: Input line of the message being processed, from 1.
@@ -39,7 +45,17 @@ class CountingSingerReader(GenericSingerReader[str]):
         """
         self.line_number += 1
         try:
-            message = json.loads(line, parse_float=decimal.Decimal)
+            message = _FAST_DECODER.decode(line)
+        except msgspec.DecodeError:
+            message = self._decode_with_json(line)
+        if not isinstance(message, dict):
+            msg = f"Input line {self.line_number} is JSON but not an object."
+            raise InvalidInputLine(msg)
+        return message
+
+    def _decode_with_json(self, line: str) -> t.Any:  # noqa: ANN401
+        try:
+            return json.loads(line, parse_float=decimal.Decimal)
         except ValueError as exc:
             msg = (
                 f"Input line {self.line_number} is not valid JSON ({exc.msg} at "
@@ -48,10 +64,6 @@ class CountingSingerReader(GenericSingerReader[str]):
                 else f"Input line {self.line_number} is not valid JSON."
             )
             raise InvalidInputLine(msg) from None
-        if not isinstance(message, dict):
-            msg = f"Input line {self.line_number} is JSON but not an object."
-            raise InvalidInputLine(msg)
-        return message
 
     def assert_line_requires(  # type: ignore[override]
         self, line_dict: dict[str, t.Any], requires: set[str]

@@ -63,11 +63,20 @@ class CustomerGaugeStreamSink(Sink):
 
     @override
     def get_validator(self) -> BaseJSONSchemaValidator | None:
-        return RecordValidator(
-            self.schema,
-            where=self._describe_position,
-            check_schema=bool(self.validate_schema),
-        )
+        if not self.validate_schema:
+            return None
+        return RecordValidator(self.schema, where=self._describe_position)
+
+    # NOTE: this replaces a private hook of singer-sdk 0.54 (see
+    # singer_sdk/sinks/core.py). The SDK's version parses every date-like
+    # string into a datetime and, when that fails, raises an error that
+    # quotes the value. The XML encoder parses those strings itself, once,
+    # with an error that names only the field.
+    @override
+    def _validate_and_parse(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
+        if self._validator is not None:
+            self._validator.validate(record)
+        return record
 
     @property
     @override

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import logging
 import os
 import typing as t
 from pathlib import Path
 
+from target_customergauge_stream.sandbox.contract import read_records
 from target_customergauge_stream.sandbox.faults import ALL_STEPS, parse_steps
 from target_customergauge_stream.sandbox.server import Sandbox, StoreNotEmptyError
 
@@ -18,10 +20,25 @@ CLIENT_SECRET_ENV = "CUSTOMERGAUGE_SANDBOX_CLIENT_SECRET"  # noqa: S105
 
 
 def _read_store(store_dir: Path) -> list[dict[str, t.Any]]:
-    return [
-        json.loads(path.read_text(encoding="utf-8"))
-        for path in sorted(store_dir.glob("upload-*.json"))
-    ]
+    documents = []
+    for body_path in sorted(store_dir.glob("upload-*.xml")):
+        json_path = body_path.with_suffix(".json")
+        if json_path.exists():
+            documents.append(json.loads(json_path.read_text(encoding="utf-8")))
+            continue
+        # Stored with --no-records-json: read the records from the body.
+        received = datetime.datetime.fromtimestamp(
+            body_path.stat().st_mtime, datetime.timezone.utc
+        )
+        documents.append(
+            {
+                "number": int(body_path.stem.split("-")[1]),
+                "received_at": received.isoformat(),
+                "bytes": body_path.stat().st_size,
+                "records": read_records(body_path.read_bytes()),
+            }
+        )
+    return documents
 
 
 def print_summary(store_dir: Path) -> int:
@@ -73,6 +90,15 @@ def _build_parser() -> argparse.ArgumentParser:
         "--clear",
         action="store_true",
         help="Delete uploads left in --store-dir by an earlier run before serving.",
+    )
+    serve.add_argument(
+        "--no-records-json",
+        dest="records_json",
+        action="store_false",
+        help=(
+            "Store only the raw .xml body of each upload, without the parsed "
+            "records as .json, to keep the sandbox fast under benchmarks."
+        ),
     )
     serve.add_argument(
         "--required-field",
@@ -161,6 +187,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
             port=arguments.port,
             store_dir=arguments.store_dir,
             clear=arguments.clear,
+            records_json=arguments.records_json,
             required_fields=arguments.required_field,
             script=arguments.script,
             fault_rate=arguments.fault_rate,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import email.utils
+import functools
 import http.server
 import json
 import logging
@@ -21,8 +22,9 @@ from target_customergauge_stream.sandbox.contract import (
     INVALID_API_KEY,
     TOKEN_PATH,
     RejectedUpload,
+    check_upload,
     error_document,
-    parse_upload,
+    read_records,
     render,
 )
 from target_customergauge_stream.sandbox.faults import ERROR_STEPS, FaultPlan
@@ -42,15 +44,20 @@ class StoredUpload:
         number: Position among accepted uploads, from 1.
         received_at: UTC time of acceptance, ISO 8601.
         size: Body size in bytes.
-        records: Parsed records: element name to text, in document order.
+        record_count: Number of records in the body.
         body: The raw request body.
     """
 
     number: int
     received_at: str
     size: int
-    records: list[dict[str, str]]
+    record_count: int
     body: bytes = field(repr=False)
+
+    @functools.cached_property
+    def records(self) -> list[dict[str, str]]:
+        """Parsed records: element name to text, in document order."""
+        return read_records(self.body)
 
     def summary(self) -> dict[str, t.Any]:
         """Describe the upload without its records."""
@@ -58,7 +65,7 @@ class StoredUpload:
             "number": self.number,
             "received_at": self.received_at,
             "bytes": self.size,
-            "records": len(self.records),
+            "records": self.record_count,
         }
 
 
@@ -69,8 +76,15 @@ class StoreNotEmptyError(RuntimeError):
 class SandboxState:
     """Accepted uploads, kept in memory and, when a folder is given, on disk."""
 
-    def __init__(self, store_dir: Path | None = None, *, clear: bool = False) -> None:
+    def __init__(
+        self,
+        store_dir: Path | None = None,
+        *,
+        clear: bool = False,
+        records_json: bool = True,
+    ) -> None:
         self.store_dir = store_dir
+        self.records_json = records_json
         self.uploads: list[StoredUpload] = []
         self.requests_seen = 0
         self.tokens: dict[str, float] = {}
@@ -95,25 +109,26 @@ class SandboxState:
             self.store_dir.glob("upload-*.json")
         )
 
-    def accept(self, body: bytes, records: list[dict[str, str]]) -> StoredUpload:
+    def accept(self, body: bytes, record_count: int) -> StoredUpload:
         """Store one accepted upload and return it."""
         with self.lock:
             upload = StoredUpload(
                 number=len(self.uploads) + 1,
                 received_at=datetime.datetime.now(datetime.timezone.utc).isoformat(),
                 size=len(body),
-                records=records,
+                record_count=record_count,
                 body=body,
             )
             self.uploads.append(upload)
-            if self.store_dir is not None:
-                stem = self.store_dir / f"upload-{upload.number:06d}"
-                stem.with_suffix(".xml").write_bytes(body)
-                document = {**upload.summary(), "records": records}
+        if self.store_dir is not None:
+            stem = self.store_dir / f"upload-{upload.number:06d}"
+            stem.with_suffix(".xml").write_bytes(body)
+            if self.records_json:
+                document = {**upload.summary(), "records": upload.records}
                 stem.with_suffix(".json").write_text(
-                    json.dumps(document, ensure_ascii=False, indent=1), encoding="utf-8"
+                    json.dumps(document, ensure_ascii=False), encoding="utf-8"
                 )
-            return upload
+        return upload
 
     def reset(self) -> None:
         """Forget every upload, in memory and on disk."""
@@ -133,7 +148,7 @@ class SandboxState:
         with self.lock:
             return {
                 "uploads": len(self.uploads),
-                "records": sum(len(upload.records) for upload in self.uploads),
+                "records": sum(upload.record_count for upload in self.uploads),
                 "bytes": sum(upload.size for upload in self.uploads),
                 "requests": self.requests_seen,
             }
@@ -170,6 +185,11 @@ class SandboxHandler(http.server.BaseHTTPRequestHandler):
 
     server: SandboxHTTPServer
     protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        """Turn off Nagle's algorithm, which delays each response by up to 40 ms."""
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args: object) -> None:
         """Send the server's access log to DEBUG instead of standard error."""
@@ -236,15 +256,15 @@ class SandboxHandler(http.server.BaseHTTPRequestHandler):
             if step in ERROR_STEPS:
                 raise RejectedUpload(*ERROR_STEPS[step])
             self._check_authorization()
-            records = parse_upload(body, options.required_fields)
+            record_count = check_upload(body, options.required_fields)
         except RejectedUpload as rejected:
             self._send_rejection(rejected, step, response_format)
             return
-        upload = state.accept(body, records)
+        upload = state.accept(body, record_count)
         LOGGER.info(
             "Accepted upload %d: %d records, %d bytes.",
             upload.number,
-            len(records),
+            record_count,
             len(body),
         )
         self._send(200, render({"Data": True}, response_format), content_type)
@@ -395,6 +415,7 @@ class Sandbox:
         port: int = 0,
         store_dir: Path | None = None,
         clear: bool = False,
+        records_json: bool = True,
         required_fields: t.Sequence[str] = (),
         script: t.Sequence[str] = (),
         fault_rate: float = 0.0,
@@ -407,7 +428,7 @@ class Sandbox:
         token_lifetime: float = 3600.0,
         echo_authorization: bool = False,
     ) -> None:
-        self.state = SandboxState(store_dir, clear=clear)
+        self.state = SandboxState(store_dir, clear=clear, records_json=records_json)
         self.faults = FaultPlan(script, fault_rate=fault_rate, faults=faults, seed=seed)
         self.options = SandboxOptions(
             api_key=api_key,
