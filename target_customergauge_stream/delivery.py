@@ -20,16 +20,6 @@ _STOP = None
 NOT_SENT_REASON = "not sent because an earlier upload failed or the run was stopped"
 
 
-@dataclass
-class DeliveryTotals:
-    """Running totals of what CustomerGauge accepted in this run."""
-
-    uploads: int = 0
-    records: int = 0
-    bytes: int = 0
-    retries: int = 0
-
-
 @dataclass(frozen=True)
 class Undelivered:
     """An upload that did not reach CustomerGauge, with its body and why."""
@@ -65,7 +55,6 @@ class UploadPipeline:
         self._lock = threading.Lock()
         self._undelivered: list[Undelivered] = []
         self._submitting: Undelivered | None = None
-        self.totals = DeliveryTotals()
 
     @property
     def failure(self) -> UploadFailedError | None:
@@ -177,19 +166,4 @@ class UploadPipeline:
             # upload must never be saved for replay.
             if self._submitting is not None and self._submitting.upload is upload:
                 self._submitting = None
-        totals = self.totals
-        totals.uploads += 1
-        totals.records += upload.record_count
-        totals.bytes += len(body)
-        totals.retries += report.attempts - 1
-        LOGGER.info(
-            "Uploaded %d records (%d bytes) of stream '%s' in %.2f s: upload %d, "
-            "%d records accepted so far.",
-            upload.record_count,
-            len(body),
-            upload.stream,
-            report.seconds,
-            upload.sequence,
-            totals.records,
-        )
         self._on_accepted(upload, report)

@@ -49,6 +49,7 @@ class CustomerGaugeStreamSink(Sink):
         except SchemaNotSupportedError as exc:
             msg = f"SCHEMA of stream '{stream_name}' is not supported: {exc}"
             raise SchemaNotSupportedError(msg) from exc
+        self._progress = target.progress.stream(stream_name)
         for property_name, element_name in self.encoder.renamed_fields.items():
             self.logger.info(
                 "Property '%s' of stream '%s' is written as the XML element <%s>.",
@@ -92,6 +93,7 @@ class CustomerGaugeStreamSink(Sink):
     def process_record(
         self, record: dict[str, t.Any], context: dict[str, t.Any]
     ) -> None:
+        self._progress.received += 1
         try:
             fragment = self.encoder.encode(record)
         except InvalidValueError as exc:

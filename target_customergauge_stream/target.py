@@ -14,6 +14,7 @@ from target_customergauge_stream.checkpoints import StateCheckpoints
 from target_customergauge_stream.client import StreamApiClient, UploadFailedError
 from target_customergauge_stream.delivery import NOT_SENT_REASON, UploadPipeline
 from target_customergauge_stream.failed_store import FailedUploadStore
+from target_customergauge_stream.progress import RunProgress
 from target_customergauge_stream.reader import CountingSingerReader
 from target_customergauge_stream.settings import (
     CONFIG_SCHEMA,
@@ -64,6 +65,7 @@ class TargetCustomerGaugeStream(Target):
         # in parallel.
         self.max_parallelism = 1
         self.settings = resolve_settings(self.config)
+        self.progress = RunProgress(self.logger)
         self.checkpoints = StateCheckpoints()
         self.packer = UploadPacker(
             self.settings.max_upload_bytes,
@@ -104,6 +106,7 @@ class TargetCustomerGaugeStream(Target):
         self.checkpoints.add_state(self.input_line, message_dict["value"])
 
     def _on_upload_accepted(self, upload: Upload, report: DeliveryReport) -> None:
+        self.progress.record_accepted(upload, report)
         self.checkpoints.release(upload)
 
     @override
@@ -113,16 +116,10 @@ class TargetCustomerGaugeStream(Target):
             self.pipeline.finish()
         except UploadFailedError:
             self._stop_pipeline()
+            self.progress.log_summary()
             raise
         self.client.close()
-        totals = self.pipeline.totals
-        self.logger.info(
-            "Delivered %d records in %d uploads (%d bytes, %d retries).",
-            totals.records,
-            totals.uploads,
-            totals.bytes,
-            totals.retries,
-        )
+        self.progress.log_summary()
 
     def _deliver_before_failure(self, error: BaseException) -> None:
         """Send what was read before a failure, so that only bad input is left.
@@ -134,6 +131,7 @@ class TargetCustomerGaugeStream(Target):
         """
         if isinstance(error, UploadFailedError) or self.pipeline.failure is not None:
             self._stop_pipeline()
+            self.progress.log_summary()
             return
         uploads = self.packer.take_all()
         self.logger.info(
@@ -148,8 +146,9 @@ class TargetCustomerGaugeStream(Target):
         except UploadFailedError:
             self.logger.error("Could not deliver the records read before the failure.")
             self._stop_pipeline()
-            return
-        self.client.close()
+        else:
+            self.client.close()
+        self.progress.log_summary()
 
     def _stop_pipeline(self) -> None:
         """Stop delivery after a failure and save every undelivered upload."""
@@ -198,13 +197,8 @@ class TargetCustomerGaugeStream(Target):
         self.pipeline.stop()
         self.client.close()
         self._save_undelivered()
-        totals = self.pipeline.totals
-        self.logger.warning(
-            "Stopped by %s after delivering %d records in %d uploads.",
-            name,
-            totals.records,
-            totals.uploads,
-        )
+        self.progress.log_summary()
+        self.logger.warning("Stopped by %s.", name)
         sys.exit(128 + signum)
 
 

@@ -6,6 +6,7 @@ import datetime
 import json
 import subprocess
 import typing as t
+from pathlib import Path
 
 from target_customergauge_stream.sandbox import Sandbox
 from tests.conftest import (
@@ -18,6 +19,8 @@ from tests.conftest import (
     target_config,
 )
 from tests.fake_records import ORDER_PROPERTIES, fake_orders
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def expected_fields(record: dict[str, t.Any]) -> dict[str, str]:
@@ -174,3 +177,30 @@ def test_about_lists_settings() -> None:
     assert properties["batch_size_rows"]["default"] == 2000
     assert properties["max_upload_bytes"]["default"] == 2_000_000
     assert properties["region"]["enum"] == ["eu", "us", "au"]
+
+
+def test_structured_logs_carry_counts(sandbox: Sandbox, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv(
+        "SINGER_SDK_LOG_CONFIG", str(ROOT / "examples" / "logging-json.yml")
+    )
+    records = fake_orders(30)
+
+    run = run_target(
+        target_config(sandbox), order_messages(records, state_every=30), tmp_path
+    )
+
+    assert run.returncode == 0, run.stderr
+    entries = [
+        json.loads(line) for line in run.stderr.splitlines() if line.startswith("{")
+    ]
+    summaries = [
+        entry for entry in entries if entry["message"].startswith("Summary of stream")
+    ]
+    assert len(summaries) == 1
+    fields = summaries[0]["extra"]
+    assert summaries[0]["stream_name"] == "orders"
+    assert fields["received"] == 30
+    assert fields["uploaded"] == 30
+    assert fields["uploads"] == 1
+    uploads = [entry for entry in entries if entry["message"].startswith("Uploaded ")]
+    assert uploads[0]["extra"]["records"] == 30

@@ -1,0 +1,120 @@
+"""Counts per stream and the log lines that let people follow a run."""
+
+from __future__ import annotations
+
+import threading
+import time
+import typing as t
+from dataclasses import asdict, dataclass
+
+if t.TYPE_CHECKING:
+    import logging
+
+    from target_customergauge_stream.batching import Upload
+    from target_customergauge_stream.client import DeliveryReport
+
+
+@dataclass
+class StreamProgress:
+    """What happened to one stream's records so far in this run.
+
+    Attributes:
+        received: Records read for the stream.
+        rejected: Records set aside as invalid.
+        skipped_delivered: Records skipped because they were delivered before.
+        uploaded: Records that CustomerGauge accepted.
+        uploads: Accepted uploads.
+        bytes: Bytes of accepted upload bodies.
+        retries: Requests beyond the first one, over all uploads.
+        upload_seconds: Time spent on the stream's uploads, retries included.
+    """
+
+    received: int = 0
+    rejected: int = 0
+    skipped_delivered: int = 0
+    uploaded: int = 0
+    uploads: int = 0
+    bytes: int = 0
+    retries: int = 0
+    upload_seconds: float = 0.0
+
+
+class RunProgress:
+    """Collect counts per stream and write the per-upload and summary lines.
+
+    Every line carries its numbers as `extra` fields too, so that the Singer
+    SDK's structured (JSON) logging shows them as fields.
+    """
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._logger = logger
+        self._streams: dict[str, StreamProgress] = {}
+        self._lock = threading.Lock()
+        self._started = time.monotonic()
+        self.records_accepted = 0
+
+    def stream(self, name: str) -> StreamProgress:
+        """Return the counters of a stream, created on first use."""
+        with self._lock:
+            return self._streams.setdefault(name, StreamProgress())
+
+    def record_accepted(self, upload: Upload, report: DeliveryReport) -> None:
+        """Count an accepted upload and log one line about it."""
+        progress = self.stream(upload.stream)
+        with self._lock:
+            progress.uploaded += upload.record_count
+            progress.uploads += 1
+            progress.bytes += upload.size
+            progress.retries += report.attempts - 1
+            progress.upload_seconds += report.seconds
+            self.records_accepted += upload.record_count
+            total = self.records_accepted
+        self._logger.info(
+            "Uploaded %d records (%d bytes) of stream '%s' in %.2f s: upload %d, "
+            "%d records accepted so far.",
+            upload.record_count,
+            upload.size,
+            upload.stream,
+            report.seconds,
+            upload.sequence,
+            total,
+            extra={
+                "stream_name": upload.stream,
+                "upload": upload.sequence,
+                "records": upload.record_count,
+                "bytes": upload.size,
+                "seconds": round(report.seconds, 3),
+                "attempts": report.attempts,
+                "records_accepted_total": total,
+            },
+        )
+
+    def log_summary(self) -> None:
+        """Log one summary line per stream, for the end of a run."""
+        elapsed = time.monotonic() - self._started
+        with self._lock:
+            streams = {
+                name: StreamProgress(**asdict(p)) for name, p in self._streams.items()
+            }
+        for name, progress in streams.items():
+            self._logger.info(
+                "Summary of stream '%s': %d records received, %d rejected, %d "
+                "skipped as already delivered, %d uploaded in %d uploads "
+                "(%d bytes, %d retries, %.1f s uploading).",
+                name,
+                progress.received,
+                progress.rejected,
+                progress.skipped_delivered,
+                progress.uploaded,
+                progress.uploads,
+                progress.bytes,
+                progress.retries,
+                progress.upload_seconds,
+                extra={"stream_name": name, **asdict(progress)},
+            )
+        self._logger.info(
+            "Run finished in %.1f s: %d records accepted by CustomerGauge.",
+            elapsed,
+            sum(progress.uploaded for progress in streams.values()),
+            extra={"seconds": round(elapsed, 3)},
+        )
