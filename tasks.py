@@ -68,7 +68,7 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
 def demo() -> None:
     """Run the example CSV through Meltano and the target into a local sandbox."""
     ensure_venv("meltano")
-    shutil.rmtree(DEMO_OUTPUT, ignore_errors=True)
+    shutil.rmtree(ROOT / "output", ignore_errors=True)
     port = _free_port()
     # A throwaway key: the sandbox and the target share it for this run only.
     api_key = f"demo-{secrets.token_hex(8)}"
@@ -99,20 +99,33 @@ def demo() -> None:
     try:
         _wait_for_port(port, sandbox)
         meltano = BIN / "meltano"
-        _run(meltano, "install", env=environment)
-        _run(
-            meltano,
+        pipeline = [
             "run",
             "--full-refresh",
             "tap-spreadsheets",
             "target-customergauge-stream",
-            env=environment,
+        ]
+        _run(meltano, "install", env=environment)
+        print(
+            "\nFirst a dry run: the exact bodies, written to output/dry-run/.",
+            flush=True,
         )
+        _run(
+            meltano,
+            *pipeline,
+            env={**environment, "TARGET_CUSTOMERGAUGE_STREAM_DRY_RUN": "true"},
+        )
+        print("\nThen the real run into the sandbox.", flush=True)
+        _run(meltano, *pipeline, env=environment)
     finally:
         sandbox.terminate()
         sandbox.wait(timeout=30)
     print("\nWhat the sandbox received:", flush=True)
     _run(BIN / "customergauge-stream-sandbox", "summary", "--store-dir", DEMO_OUTPUT)
+    rejects = ROOT / "output" / "rejected-records.jsonl"
+    if rejects.exists():
+        count = len(rejects.read_text(encoding="utf-8").splitlines())
+        print(f"{count} invalid records were set aside in {rejects.relative_to(ROOT)}.")
 
 
 def test(pytest_arguments: list[str]) -> None:

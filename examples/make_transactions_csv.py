@@ -321,6 +321,16 @@ def build_note(rng: random.Random, row: int) -> str:
     return rng.choice(PLAIN_NOTES)
 
 
+# Rows that a CustomerGauge account would refuse, so that the demo shows
+# invalid records going to the rejects file: 0-based row index -> (column, value).
+BAD_ROWS = {
+    499: (0, ""),
+    1199: (0, "not-an-email-address"),
+    1899: (7, "31/02/2024 25:61"),
+    2499: (0, "two words@example.com"),
+}
+
+
 def build_rows(rng: random.Random) -> list[list[str]]:
     """Return ROW_COUNT data rows in HEADER order."""
     # Distinct numbers below 100,000 so that every 6-digit reference starts with "0".
@@ -345,6 +355,8 @@ def build_rows(rng: random.Random) -> list[list[str]]:
                 build_note(rng, row),
             ]
         )
+    for row, (column, value) in BAD_ROWS.items():
+        rows[row][column] = value
     return rows
 
 

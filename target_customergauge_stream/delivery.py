@@ -11,13 +11,25 @@ from dataclasses import dataclass
 from target_customergauge_stream.client import UploadFailedError
 
 if t.TYPE_CHECKING:
+    import threading as threading_types
+
     from target_customergauge_stream.batching import Upload
-    from target_customergauge_stream.client import DeliveryReport, StreamApiClient
+    from target_customergauge_stream.client import DeliveryReport
 
 LOGGER = logging.getLogger(__name__)
 
 _STOP = None
 NOT_SENT_REASON = "not sent because an earlier upload failed or the run was stopped"
+
+
+class UploadSender(t.Protocol):
+    """What the pipeline needs of a client: the API client, or a dry run."""
+
+    stop_requested: threading_types.Event
+
+    def send(self, body: bytes, label: str) -> DeliveryReport:
+        """Deliver one body or raise `UploadFailedError`."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -43,7 +55,7 @@ class UploadPipeline:
 
     def __init__(
         self,
-        client: StreamApiClient,
+        client: UploadSender,
         on_accepted: t.Callable[[Upload, DeliveryReport], None],
     ) -> None:
         self._client = client

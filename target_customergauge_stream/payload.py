@@ -23,6 +23,12 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from target_customergauge_stream.mapping import (
+    DEFAULT_DATE_FORMAT,
+    DEFAULT_DATETIME_FORMAT,
+    StreamShaping,
+)
+
 if t.TYPE_CHECKING:
     import zoneinfo
 
@@ -110,14 +116,27 @@ def format_datetime(value: datetime.datetime, timezone: datetime.tzinfo) -> str:
     dropped, and the year always has four digits (`strftime('%Y')` does not
     pad years below 1000 on every platform).
     """
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    if value.tzinfo is not timezone:
-        value = value.astimezone(timezone)
+    value = to_timezone(value, timezone)
     return (
         f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
         f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
     )
+
+
+def to_timezone(
+    value: datetime.datetime, timezone: datetime.tzinfo
+) -> datetime.datetime:
+    """Convert a date-time to a time zone, reading a value without offset as UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    if value.tzinfo is not timezone:
+        value = value.astimezone(timezone)
+    return value
+
+
+def strftime_padded(value: datetime.date, pattern: str) -> str:
+    """Format with strftime, but with %Y always four digits."""
+    return value.strftime(pattern.replace("%Y", f"{value.year:04d}"))
 
 
 def format_date(value: datetime.date) -> str:
@@ -188,22 +207,36 @@ def _date_format_of(property_schema: t.Mapping[str, t.Any]) -> str | None:
     return None
 
 
-def plan_fields(schema: t.Mapping[str, t.Any]) -> list[FieldLayout]:
-    """Lay out a stream's properties as XML elements, in schema order.
+def plan_fields(
+    schema: t.Mapping[str, t.Any],
+    shaping: StreamShaping | None = None,
+    dropped: list[str] | None = None,
+) -> list[FieldLayout]:
+    """Lay out a stream's properties as XML elements.
+
+    Each property becomes the field that `shaping.field_mapping` names, or
+    keeps its own name rewritten by `to_element_name` (unless unmapped
+    properties are dropped). With the account's field list, fields follow
+    its order and a field it lacks is rejected, or dropped and appended to
+    `dropped`. Without it, fields follow the schema's property order.
 
     Raises:
-        SchemaNotSupportedError: If two properties rewrite to the same element
-            name, or lxml rejects a rewritten name.
+        SchemaNotSupportedError: If two properties end up as the same field,
+            a field name is not a valid XML name, or the account lacks a field.
     """
+    shaping = shaping or StreamShaping(field_mapping={})
     layouts: list[FieldLayout] = []
     owners: dict[str, str] = {}
     for property_name, property_schema in schema.get("properties", {}).items():
-        element_name = to_element_name(property_name)
+        mapped = shaping.field_mapping.get(property_name)
+        if mapped is None and shaping.drop_unmapped:
+            continue
+        element_name = mapped if mapped is not None else to_element_name(property_name)
         if element_name in owners:
             msg = (
                 f"properties '{owners[element_name]}' and '{property_name}' both "
-                f"become the XML element <{element_name}>. Rename one of them in "
-                f"the tap or with a stream map."
+                f"become the field <{element_name}>. Rename one of them in the "
+                f"tap, with a stream map or with 'field_mapping'."
             )
             raise SchemaNotSupportedError(msg)
         try:
@@ -211,9 +244,25 @@ def plan_fields(schema: t.Mapping[str, t.Any]) -> list[FieldLayout]:
         except ValueError as exc:
             msg = (
                 f"property '{property_name}' cannot be written as the XML element "
-                f"<{element_name}>: {exc}. Rename it with a stream map."
+                f"<{element_name}>: {exc}. Choose another name in 'field_mapping' "
+                f"or rename it with a stream map."
             )
             raise SchemaNotSupportedError(msg) from exc
+        if (
+            shaping.account_fields is not None
+            and element_name not in shaping.account_fields
+        ):
+            if not shaping.drop_unknown:
+                msg = (
+                    f"field '{element_name}' (from property '{property_name}') is "
+                    f"not in the account's data structure file. Map the property "
+                    f"to one of the account's fields, set 'unmapped_fields' to "
+                    f"'drop', or set 'unknown_fields' to 'drop'."
+                )
+                raise SchemaNotSupportedError(msg)
+            if dropped is not None:
+                dropped.append(element_name)
+            continue
         owners[element_name] = property_name
         layouts.append(
             FieldLayout(
@@ -224,6 +273,9 @@ def plan_fields(schema: t.Mapping[str, t.Any]) -> list[FieldLayout]:
                 date_format=_date_format_of(property_schema or {}),
             )
         )
+    if shaping.account_fields is not None:
+        order = {name: index for index, name in enumerate(shaping.account_fields)}
+        layouts.sort(key=lambda layout: order[layout.element_name])
     return layouts
 
 
@@ -240,10 +292,15 @@ class RecordEncoder:
         self,
         schema: t.Mapping[str, t.Any],
         timezone: zoneinfo.ZoneInfo | datetime.tzinfo = UTC,
+        shaping: StreamShaping | None = None,
     ) -> None:
-        self.fields = plan_fields(schema)
+        self.shaping = shaping or StreamShaping(field_mapping={})
+        self.dropped_fields: list[str] = []
+        self.fields = plan_fields(schema, self.shaping, self.dropped_fields)
         self.timezone = timezone
         self.removed_characters: Counter[str] = Counter()
+        self._custom_datetime = self.shaping.datetime_format != DEFAULT_DATETIME_FORMAT
+        self._custom_date = self.shaping.date_format != DEFAULT_DATE_FORMAT
 
     @property
     def renamed_fields(self) -> dict[str, str]:
@@ -260,14 +317,14 @@ class RecordEncoder:
             self.removed_characters[property_name] += count
         return escape_text(text)
 
-    def _text_of(self, value: t.Any, layout: FieldLayout) -> str:  # noqa: ANN401, PLR0911
+    def _text_of(self, value: t.Any, layout: FieldLayout) -> str:  # noqa: ANN401, PLR0911, PLR0912
         if isinstance(value, str):
             if layout.date_format is not None:
                 value = _parse_date_like(value, layout)
                 return self._text_of(value, layout)
             return self._clean(value, layout.property_name)
         if isinstance(value, bool):
-            return "true" if value else "false"
+            return self.shaping.true_text if value else self.shaping.false_text
         if isinstance(value, int):
             return str(value)
         if isinstance(value, (decimal.Decimal, float)):
@@ -279,6 +336,14 @@ class RecordEncoder:
                 ) from None
         if isinstance(value, datetime.datetime):
             try:
+                if self._custom_datetime:
+                    return self._clean(
+                        strftime_padded(
+                            to_timezone(value, self.timezone),
+                            self.shaping.datetime_format,
+                        ),
+                        layout.property_name,
+                    )
                 return format_datetime(value, self.timezone)
             except OverflowError:
                 raise InvalidValueError(
@@ -286,6 +351,11 @@ class RecordEncoder:
                     "is a date-time out of range after time zone conversion",
                 ) from None
         if isinstance(value, datetime.date):
+            if self._custom_date:
+                return self._clean(
+                    strftime_padded(value, self.shaping.date_format),
+                    layout.property_name,
+                )
             return format_date(value)
         if isinstance(value, datetime.time):
             return format_time(value)
@@ -312,6 +382,8 @@ class RecordEncoder:
         for layout in self.fields:
             value = record.get(layout.property_name)
             if value is None:
+                if self.shaping.null_as_empty:
+                    append(f"{layout.open_tag}{layout.close_tag}")
                 continue
             append(layout.open_tag)
             if type(value) is str and layout.date_format is None:

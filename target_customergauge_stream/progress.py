@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 import time
 import typing as t
-from dataclasses import asdict, dataclass
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 
 if t.TYPE_CHECKING:
     import logging
@@ -27,6 +28,7 @@ class StreamProgress:
         bytes: Bytes of accepted upload bodies.
         retries: Requests beyond the first one, over all uploads.
         upload_seconds: Time spent on the stream's uploads, retries included.
+        reject_reasons: How often each reason made a record invalid.
     """
 
     received: int = 0
@@ -37,6 +39,13 @@ class StreamProgress:
     bytes: int = 0
     retries: int = 0
     upload_seconds: float = 0.0
+    reject_reasons: Counter[str] = field(default_factory=Counter)
+
+    def as_fields(self) -> dict[str, t.Any]:
+        """Return the counts as plain values, with the five top reject reasons."""
+        fields = asdict(self)
+        fields["reject_reasons"] = dict(self.reject_reasons.most_common(5))
+        return fields
 
 
 class RunProgress:
@@ -89,32 +98,47 @@ class RunProgress:
             },
         )
 
+    def stream_fields(self) -> dict[str, dict[str, t.Any]]:
+        """Return every stream's counts as plain values."""
+        with self._lock:
+            return {
+                name: progress.as_fields() for name, progress in self._streams.items()
+            }
+
     def log_summary(self) -> None:
         """Log one summary line per stream, for the end of a run."""
         elapsed = time.monotonic() - self._started
-        with self._lock:
-            streams = {
-                name: StreamProgress(**asdict(p)) for name, p in self._streams.items()
-            }
-        for name, progress in streams.items():
+        streams = self.stream_fields()
+        for name, fields in streams.items():
             self._logger.info(
                 "Summary of stream '%s': %d records received, %d rejected, %d "
                 "skipped as already delivered, %d uploaded in %d uploads "
                 "(%d bytes, %d retries, %.1f s uploading).",
                 name,
-                progress.received,
-                progress.rejected,
-                progress.skipped_delivered,
-                progress.uploaded,
-                progress.uploads,
-                progress.bytes,
-                progress.retries,
-                progress.upload_seconds,
-                extra={"stream_name": name, **asdict(progress)},
+                fields["received"],
+                fields["rejected"],
+                fields["skipped_delivered"],
+                fields["uploaded"],
+                fields["uploads"],
+                fields["bytes"],
+                fields["retries"],
+                fields["upload_seconds"],
+                extra={"stream_name": name, **fields},
             )
+            if fields["reject_reasons"]:
+                reasons = "; ".join(
+                    f"{count} x {reason}"
+                    for reason, count in fields["reject_reasons"].items()
+                )
+                self._logger.info(
+                    "Most frequent reasons for rejects in stream '%s': %s.",
+                    name,
+                    reasons,
+                    extra={"stream_name": name},
+                )
         self._logger.info(
             "Run finished in %.1f s: %d records accepted by CustomerGauge.",
             elapsed,
-            sum(progress.uploaded for progress in streams.values()),
+            sum(fields["uploaded"] for fields in streams.values()),
             extra={"seconds": round(elapsed, 3)},
         )

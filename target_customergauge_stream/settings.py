@@ -12,6 +12,11 @@ from urllib.parse import urlsplit
 import jsonschema
 from singer_sdk import typing as th
 
+from target_customergauge_stream.mapping import (
+    MAPPING_PROPERTIES,
+    validate_mapping_config,
+)
+
 # Caps of the Stream API ("Stream - POST Transactional" in CustomerGauge's
 # support pages): 2 MB and 2,000 records per upload. The page does not say
 # whether MB means 10**6 or 2**20 bytes, so the default stays under 10**6 * 2
@@ -238,6 +243,7 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
             "'YYYY-MM-DD HH:MM:SS'. Values without an offset are read as UTC."
         ),
     ),
+    *MAPPING_PROPERTIES,
 ).to_dict()
 
 # Bounds that the JSON schema above does not carry, so that `--about` shows
@@ -270,6 +276,9 @@ class Settings:
     failed_uploads_dir: Path
     ca_bundle: str | None
     timezone: zoneinfo.ZoneInfo
+    dry_run: bool = False
+    dry_run_dir: Path = Path("dry-run")
+    rejects_path: Path = Path("rejected-records.jsonl")
 
     @property
     def uses_oauth2(self) -> bool:
@@ -417,7 +426,9 @@ def validate_config(
                 f"name. Use a name such as 'UTC' or 'Europe/Amsterdam'."
             )
 
-    errors.extend(_check_authentication(config))
+    if not config.get("dry_run"):
+        errors.extend(_check_authentication(config))
+    errors.extend(validate_mapping_config(config))
     for name in ("max_retry_wait", "upload_deadline", "min_upload_interval"):
         value = config.get(name)
         if value is not None and value < 0:
@@ -481,4 +492,7 @@ def resolve_settings(config: t.Mapping[str, t.Any]) -> Settings:
         failed_uploads_dir=Path(setting_value(config, "failed_uploads_dir")),
         ca_bundle=str(ca_bundle) if ca_bundle else None,
         timezone=zoneinfo.ZoneInfo(setting_value(config, "timezone")),
+        dry_run=bool(setting_value(config, "dry_run")),
+        dry_run_dir=Path(setting_value(config, "dry_run_dir")),
+        rejects_path=Path(setting_value(config, "rejects_path")),
     )

@@ -8,12 +8,13 @@ import typing as t
 from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks import Sink
 
+from target_customergauge_stream.mapping import resolve_stream_shaping
 from target_customergauge_stream.payload import (
     InvalidValueError,
     RecordEncoder,
     SchemaNotSupportedError,
 )
-from target_customergauge_stream.validation import RecordValidator
+from target_customergauge_stream.validation import MappedRecordCheck, RecordValidator
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -43,19 +44,37 @@ class CustomerGaugeStreamSink(Sink):
         key_properties: t.Sequence[str] | None,
     ) -> None:
         self._delivery_target = target
+        # A schema violation waiting to be set aside, when invalid records
+        # are skipped: the SDK validates before `process_record` is called.
+        self._schema_problem: str | None = None
+        self.shaping = resolve_stream_shaping(target.config, stream_name)
         super().__init__(target, stream_name, schema, key_properties)
         try:
-            self.encoder = RecordEncoder(self.schema, target.settings.timezone)
+            self.encoder = RecordEncoder(
+                self.schema, target.settings.timezone, self.shaping
+            )
         except SchemaNotSupportedError as exc:
             msg = f"SCHEMA of stream '{stream_name}' is not supported: {exc}"
             raise SchemaNotSupportedError(msg) from exc
+        self._record_check = (
+            MappedRecordCheck(self.shaping.record_schema)
+            if self.shaping.record_schema is not None
+            else None
+        )
         self._progress = target.progress.stream(stream_name)
         for property_name, element_name in self.encoder.renamed_fields.items():
             self.logger.info(
-                "Property '%s' of stream '%s' is written as the XML element <%s>.",
+                "Property '%s' of stream '%s' is written as the field <%s>.",
                 property_name,
                 stream_name,
                 element_name,
+            )
+        for field_name in self.encoder.dropped_fields:
+            self.logger.warning(
+                "Field '%s' of stream '%s' is not in the account's data structure "
+                "file and is left out.",
+                field_name,
+                stream_name,
             )
 
     def _describe_position(self) -> str:
@@ -75,8 +94,12 @@ class CustomerGaugeStreamSink(Sink):
     # with an error that names only the field.
     @override
     def _validate_and_parse(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
-        if self._validator is not None:
+        if self._validator is None:
+            return record
+        if not self.shaping.skip_invalid:
             self._validator.validate(record)
+        elif isinstance(self._validator, RecordValidator):
+            self._schema_problem = self._validator.problem(record)
         return record
 
     @property
@@ -94,14 +117,51 @@ class CustomerGaugeStreamSink(Sink):
         self, record: dict[str, t.Any], context: dict[str, t.Any]
     ) -> None:
         self._progress.received += 1
-        try:
-            fragment = self.encoder.encode(record)
-        except InvalidValueError as exc:
-            msg = f"{self._describe_position()} is invalid: {exc}."
-            raise InvalidRecord(msg, record) from None
+        problems = self._problems_of(record)
+        fragment = b""
+        if not problems:
+            try:
+                fragment = self.encoder.encode(record)
+            except InvalidValueError as exc:
+                problems = [str(exc)]
+        if problems:
+            self._reject(record, problems)
+            return
         self._delivery_target.packer.add(
             self.stream_name, fragment, self._delivery_target.input_line
         )
+
+    def _problems_of(self, record: dict[str, t.Any]) -> list[str]:
+        if self._schema_problem is not None:
+            problem, self._schema_problem = self._schema_problem, None
+            return [problem]
+        if self._record_check is None:
+            return []
+        mapped = {
+            layout.element_name: record[layout.property_name]
+            for layout in self.encoder.fields
+            if record.get(layout.property_name) is not None
+        }
+        return self._record_check.problems(mapped)
+
+    def _reject(self, record: dict[str, t.Any], problems: list[str]) -> None:
+        """Set an invalid record aside, or stop the run, as 'invalid_records' says.
+
+        Raises:
+            InvalidRecord: If invalid records stop the run.
+        """
+        if not self.shaping.skip_invalid:
+            msg = (
+                f"{self._describe_position()} is invalid: {'; '.join(problems)}. "
+                f"Fix it at the source, or set 'invalid_records' to 'skip' to set "
+                f"such records aside in 'rejects_path'."
+            )
+            raise InvalidRecord(msg, record)
+        self._delivery_target.rejects.write(
+            self.stream_name, self._delivery_target.input_line, problems, record
+        )
+        self._progress.rejected += 1
+        self._progress.reject_reasons.update(problems)
 
     @override
     def process_batch(self, context: dict[str, t.Any]) -> None:

@@ -13,9 +13,11 @@ from target_customergauge_stream.batching import UploadPacker
 from target_customergauge_stream.checkpoints import StateCheckpoints
 from target_customergauge_stream.client import StreamApiClient, UploadFailedError
 from target_customergauge_stream.delivery import NOT_SENT_REASON, UploadPipeline
+from target_customergauge_stream.dry_run import DRY_RUN_REJECTS, DryRunClient
 from target_customergauge_stream.failed_store import FailedUploadStore
 from target_customergauge_stream.progress import RunProgress
 from target_customergauge_stream.reader import CountingSingerReader
+from target_customergauge_stream.rejects import RejectsFile
 from target_customergauge_stream.settings import (
     CONFIG_SCHEMA,
     resolve_settings,
@@ -66,13 +68,27 @@ class TargetCustomerGaugeStream(Target):
         self.max_parallelism = 1
         self.settings = resolve_settings(self.config)
         self.progress = RunProgress(self.logger)
-        self.checkpoints = StateCheckpoints()
+        # A dry run never moves a bookmark: STATE is computed but not written.
+        self.checkpoints = StateCheckpoints(
+            write=_discard_state if self.settings.dry_run else None
+        )
+        # A dry run keeps its rejects beside its bodies, away from the real file.
+        self.rejects = RejectsFile(
+            self.settings.dry_run_dir / DRY_RUN_REJECTS
+            if self.settings.dry_run
+            else self.settings.rejects_path
+        )
         self.packer = UploadPacker(
             self.settings.max_upload_bytes,
             self.settings.batch_size_rows,
             on_open=self.checkpoints.hold,
         )
-        self.client = StreamApiClient(self.settings)
+        self.dry_run_client = (
+            DryRunClient(self.settings.dry_run_dir) if self.settings.dry_run else None
+        )
+        self.client: StreamApiClient | DryRunClient = (
+            self.dry_run_client or StreamApiClient(self.settings)
+        )
         self.pipeline = UploadPipeline(self.client, self._on_upload_accepted)
         self.failed_store = FailedUploadStore(self.settings.failed_uploads_dir)
         reader = t.cast("CountingSingerReader", self.message_reader)
@@ -119,7 +135,16 @@ class TargetCustomerGaugeStream(Target):
             self.progress.log_summary()
             raise
         self.client.close()
+        self.rejects.close()
         self.progress.log_summary()
+        if self.dry_run_client is not None:
+            self.dry_run_client.write_summary(self.progress.stream_fields())
+            self.logger.info(
+                "Dry run: %d upload bodies written to '%s'; nothing was sent and "
+                "no STATE was emitted.",
+                self.dry_run_client.uploads,
+                self.dry_run_client.folder,
+            )
 
     def _deliver_before_failure(self, error: BaseException) -> None:
         """Send what was read before a failure, so that only bad input is left.
@@ -200,6 +225,10 @@ class TargetCustomerGaugeStream(Target):
         self.progress.log_summary()
         self.logger.warning("Stopped by %s.", name)
         sys.exit(128 + signum)
+
+
+def _discard_state(value: dict[str, t.Any]) -> None:
+    """Drop a STATE message: a dry run must not move a bookmark."""
 
 
 if __name__ == "__main__":

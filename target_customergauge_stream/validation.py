@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import re
 import typing as t
 
 import fastjsonschema
 import jsonschema
 from singer_sdk.exceptions import InvalidJSONSchema, InvalidRecord
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
+
+from target_customergauge_stream.mapping import DEFAULT_RECORD_SCHEMA, EMAIL_PATTERN
+
+_EMAIL = re.compile(EMAIL_PATTERN)
 
 # Keywords whose meaning is the same in draft 7, which fastjsonschema
 # implements, and in draft 2020-12, which the Singer SDK validates with. A
@@ -110,6 +116,13 @@ class RecordValidator(BaseJSONSchemaValidator):
         self._validator = jsonschema.Draft202012Validator(schema)
         self._fast_validator = compile_fast_validator(schema)
 
+    def problem(self, record: dict[str, t.Any]) -> str | None:
+        """Return what breaks the schema in a record, by field and rule, or None."""
+        if self._fast_accepts(record):
+            return None
+        error = jsonschema.exceptions.best_match(self._validator.iter_errors(record))
+        return describe_error(error) if error is not None else None
+
     def validate(self, record: dict[str, t.Any]) -> None:
         """Validate one record.
 
@@ -117,13 +130,11 @@ class RecordValidator(BaseJSONSchemaValidator):
             InvalidRecord: If the record breaks the schema; the message names
                 the input line, stream, field and rule.
         """
-        if self._fast_accepts(record):
-            return
-        error = jsonschema.exceptions.best_match(self._validator.iter_errors(record))
-        if error is not None:
+        problem = self.problem(record)
+        if problem is not None:
             msg = (
-                f"{self._where()} is invalid: {describe_error(error)}. Fix the "
-                f"record at the source or exclude it with a stream map filter."
+                f"{self._where()} is invalid: {problem}. Fix the record at the "
+                f"source or exclude it with a stream map filter."
             )
             raise InvalidRecord(msg, record)
 
@@ -135,3 +146,45 @@ class RecordValidator(BaseJSONSchemaValidator):
         except fastjsonschema.JsonSchemaValueException:
             return False
         return True
+
+
+class MappedRecordCheck:
+    """Check mapped records (CustomerGauge field names) against 'record_schema'.
+
+    The built-in default, `Email` present and shaped like an e-mail address,
+    is checked directly. A configured schema is checked with jsonschema,
+    formats included, after a fastjsonschema pre-check where the schema has
+    no `format` keyword (formats are where the two libraries differ).
+    """
+
+    def __init__(self, schema: dict[str, t.Any]) -> None:
+        try:
+            jsonschema.Draft202012Validator.check_schema(schema)
+        except jsonschema.SchemaError as exc:
+            msg = f"Setting 'record_schema' is not a valid JSON schema ({exc.message})."
+            raise InvalidJSONSchema(msg) from exc
+        self._is_default = schema == DEFAULT_RECORD_SCHEMA
+        self._validator = jsonschema.Draft202012Validator(
+            schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+        )
+        self._fast_validator = (
+            None if '"format"' in json.dumps(schema) else compile_fast_validator(schema)
+        )
+
+    def problems(self, mapped: dict[str, t.Any]) -> list[str]:
+        """Return every rule a mapped record breaks, by field, never by value."""
+        if self._is_default:
+            email = mapped.get("Email")
+            if email is None or email == "":
+                return ["field 'Email' is missing (rule 'required')"]
+            if not isinstance(email, str) or not _EMAIL.match(email):
+                return ["field 'Email' is not a valid e-mail address (rule 'pattern')"]
+            return []
+        if self._fast_validator is not None:
+            try:
+                self._fast_validator(mapped)
+            except fastjsonschema.JsonSchemaValueException:
+                pass
+            else:
+                return []
+        return [describe_error(error) for error in self._validator.iter_errors(mapped)]
