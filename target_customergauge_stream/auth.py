@@ -18,7 +18,16 @@ DEFAULT_TOKEN_LIFETIME_SECONDS = 3600.0
 
 
 class AuthenticationError(RuntimeError):
-    """The credentials were rejected or no token could be obtained."""
+    """The credentials were rejected or no token could be obtained.
+
+    Attributes:
+        retryable: The token endpoint was unreachable or answered 5xx, so a
+            later attempt may succeed; rejected credentials are not retryable.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class ApiKeyAuth:
@@ -109,7 +118,7 @@ class OAuth2ClientCredentials:
                 f"Could not reach the OAuth2 token endpoint {self.token_url} "
                 f"({type(exc).__name__}). Check 'token_url' or 'region'."
             )
-            raise AuthenticationError(msg) from None
+            raise AuthenticationError(msg, retryable=True) from None
         document: dict[str, t.Any] = {}
         try:
             parsed = response.json()
@@ -125,7 +134,7 @@ class OAuth2ClientCredentials:
                 f"'client_id' and 'client_secret' in the CustomerGauge account's "
                 f"API credentials."
             )
-            raise AuthenticationError(msg)
+            raise AuthenticationError(msg, retryable=response.status_code >= 500)
         lifetime = document.get("expires_in")
         seconds = (
             float(lifetime)

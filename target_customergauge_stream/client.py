@@ -113,7 +113,8 @@ class StreamApiClient:
                 "User-Agent": f"target-customergauge-stream/{__version__}",
             }
         )
-        # TLS certificates are always verified; ca_bundle only adds trust.
+        # TLS certificates are always verified: ca_bundle replaces the default
+        # certificate authorities, it never turns verification off.
         self._verify: str | bool = settings.ca_bundle or True
         self.auth = build_authenticator(settings, self._session)
         self._last_finished: float | None = None
@@ -230,14 +231,15 @@ class StreamApiClient:
                     f"target is stopping."
                 )
 
-    def _attempt(
+    def _attempt(  # noqa: PLR0911 - one return per kind of outcome
         self, body: bytes
     ) -> tuple[int, tuple[Outcome, str] | None, float | None]:
         """Make one POST; return the status, the problem if any, and Retry-After."""
         try:
             authorization = self.auth.header()
         except AuthenticationError as exc:
-            return 0, (Outcome.FATAL, redact(str(exc), self.secrets)), None
+            outcome = Outcome.RETRYABLE if exc.retryable else Outcome.FATAL
+            return 0, (outcome, redact(str(exc), self.secrets)), None
         try:
             response = self._session.post(
                 self.settings.endpoint_url,
@@ -249,6 +251,12 @@ class StreamApiClient:
                 ),
                 verify=self._verify,
             )
+        except requests.exceptions.SSLError:
+            reason = (
+                "TLS certificate verification failed. If a corporate proxy "
+                "re-signs TLS traffic, set 'ca_bundle' to its CA certificates"
+            )
+            return 0, (Outcome.FATAL, reason), None
         except requests.Timeout as exc:
             timeout = self.settings.request_timeout
             reason = f"timed out after {timeout:g} s ({type(exc).__name__})"

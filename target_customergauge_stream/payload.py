@@ -301,6 +301,18 @@ class RecordEncoder:
         self.removed_characters: Counter[str] = Counter()
         self._custom_datetime = self.shaping.datetime_format != DEFAULT_DATETIME_FORMAT
         self._custom_date = self.shaping.date_format != DEFAULT_DATE_FORMAT
+        # (property, open tag, close tag, layout, plain text): one tuple per
+        # field, so that the per-record loop reads no attributes.
+        self._plan = [
+            (
+                layout.property_name,
+                layout.open_tag,
+                layout.close_tag,
+                layout,
+                layout.date_format is None,
+            )
+            for layout in self.fields
+        ]
 
     @property
     def renamed_fields(self) -> dict[str, str]:
@@ -318,10 +330,24 @@ class RecordEncoder:
         return escape_text(text)
 
     def _text_of(self, value: t.Any, layout: FieldLayout) -> str:  # noqa: ANN401, PLR0911, PLR0912
-        if isinstance(value, str):
+        # Exact-type checks first: they cover almost every value and cost
+        # less than the isinstance chain below, which handles the rest.
+        kind = type(value)
+        if kind is str:
             if layout.date_format is not None:
-                value = _parse_date_like(value, layout)
-                return self._text_of(value, layout)
+                return self._text_of(_parse_date_like(value, layout), layout)
+            return self._clean(value, layout.property_name)
+        if kind is decimal.Decimal and value.is_finite():
+            return format_decimal(value)
+        if kind is datetime.datetime and not self._custom_datetime:
+            try:
+                return format_datetime(value, self.timezone)
+            except OverflowError:
+                raise InvalidValueError(
+                    layout.property_name,
+                    "is a date-time out of range after time zone conversion",
+                ) from None
+        if isinstance(value, str):
             return self._clean(value, layout.property_name)
         if isinstance(value, bool):
             return self.shaping.true_text if value else self.shaping.false_text
@@ -369,8 +395,9 @@ class RecordEncoder:
     def encode(self, record: t.Mapping[str, t.Any]) -> bytes:
         """Return the UTF-8 bytes of one `<record>` element.
 
-        Properties missing from the record or null are left out. Properties
-        that are not in the schema are left out too.
+        Properties missing from the record or null are left out (or written
+        empty, with `null_values: empty`). Properties that are not in the
+        schema are left out too.
 
         Raises:
             InvalidValueError: If a value has no XML form (NaN, an infinity, an
@@ -379,22 +406,27 @@ class RecordEncoder:
         parts = ["<record>"]
         append = parts.append
         needs_work = _NEEDS_WORK.search
-        for layout in self.fields:
-            value = record.get(layout.property_name)
+        null_as_empty = self.shaping.null_as_empty
+        true_text = self.shaping.true_text
+        false_text = self.shaping.false_text
+        for name, open_tag, close_tag, layout, plain in self._plan:
+            value = record.get(name)
             if value is None:
-                if self.shaping.null_as_empty:
-                    append(f"{layout.open_tag}{layout.close_tag}")
+                if null_as_empty:
+                    append(open_tag + close_tag)
                 continue
-            append(layout.open_tag)
-            if type(value) is str and layout.date_format is None:
-                append(
-                    self._clean(value, layout.property_name)
-                    if needs_work(value)
-                    else value
-                )
+            # Exact-type checks for the common values; `_text_of` does the rest.
+            kind = type(value)
+            if plain and kind is str:
+                if needs_work(value):
+                    value = self._clean(value, name)
+                append(f"{open_tag}{value}{close_tag}")
+            elif kind is decimal.Decimal and value.is_finite():
+                append(f"{open_tag}{value:f}{close_tag}")
+            elif kind is bool:
+                append(f"{open_tag}{true_text if value else false_text}{close_tag}")
             else:
-                append(self._text_of(value, layout))
-            append(layout.close_tag)
+                append(f"{open_tag}{self._text_of(value, layout)}{close_tag}")
         append("</record>")
         return "".join(parts).encode("utf-8")
 

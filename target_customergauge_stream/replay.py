@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import logging
 import sys
@@ -60,6 +61,15 @@ def replay(store: FailedUploadStore, client: StreamApiClient) -> int:
         body = saved.body_path.read_bytes()
         records = saved.description.get("record_count", "?")
         label = f"Saved upload '{saved.body_path.name}' ({records} records)"
+        expected_digest = saved.description.get("sha256")
+        if expected_digest != hashlib.sha256(body).hexdigest():
+            LOGGER.error(
+                "%s: the body does not match the SHA-256 in its description "
+                "(changed, truncated, or the description is missing). Nothing "
+                "more was sent; check the file, or remove it to skip it.",
+                label,
+            )
+            return 1
         try:
             client.send(body, label)
         except UploadFailedError as exc:

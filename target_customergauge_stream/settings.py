@@ -150,8 +150,8 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         title="Maximum retries",
         description=(
             "How many times one upload is sent again after a connection error, a "
-            "timeout, HTTP 429 or a 5xx status, with exponential backoff between "
-            "attempts. 0 disables retries."
+            "timeout, or HTTP 408, 429, 500, 502, 503 or 504, with exponential "
+            "backoff between attempts. 0 disables retries."
         ),
     ),
     th.Property(
@@ -172,8 +172,9 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         title="Upload deadline",
         description=(
             "Longest time in seconds that one upload may take across all its "
-            "attempts and waits. A retry that would end after it is not made "
-            "and the upload fails."
+            "attempts and waits. A retry whose wait would end after it is not "
+            "made and the upload fails; an attempt already under way may run "
+            "up to 'request_timeout' past it."
         ),
     ),
     th.Property(
@@ -203,9 +204,9 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         th.StringType,
         title="CA bundle",
         description=(
-            "Path to a PEM file of certificate authorities to trust, for "
-            "corporate proxies that re-sign TLS. TLS certificates are always "
-            "verified."
+            "Path to a PEM file of certificate authorities to trust instead of "
+            "the default ones, for corporate proxies that re-sign TLS. "
+            "Certificates are always verified."
         ),
     ),
     th.Property(

@@ -14,7 +14,12 @@ from target_customergauge_stream.payload import (
     RecordEncoder,
     SchemaNotSupportedError,
 )
-from target_customergauge_stream.validation import MappedRecordCheck, RecordValidator
+from target_customergauge_stream.validation import (
+    EMAIL_MATCH,
+    MappedRecordCheck,
+    RecordValidator,
+    email_problems,
+)
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -24,6 +29,7 @@ else:
 if t.TYPE_CHECKING:
     from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
+    from target_customergauge_stream.reader import CountingSingerReader
     from target_customergauge_stream.target import TargetCustomerGaugeStream
 
 
@@ -61,6 +67,22 @@ class CustomerGaugeStreamSink(Sink):
             if self.shaping.record_schema is not None
             else None
         )
+        # The default check needs one value: read it without building the
+        # mapped record.
+        self._email_property = next(
+            (
+                layout.property_name
+                for layout in self.encoder.fields
+                if layout.element_name == "Email"
+            ),
+            None,
+        )
+        self._checks_email_only = (
+            self._record_check is not None and self._record_check.is_default
+        )
+        self._encode = self.encoder.encode
+        self._add_to_packer = target.packer.add
+        self._reader = t.cast("CountingSingerReader", target.message_reader)
         self._progress = target.progress.stream(stream_name)
         for property_name, element_name in self.encoder.renamed_fields.items():
             self.logger.info(
@@ -117,6 +139,19 @@ class CustomerGaugeStreamSink(Sink):
         self, record: dict[str, t.Any], context: dict[str, t.Any]
     ) -> None:
         self._progress.received += 1
+        if self._schema_problem is None and self._checks_email_only:
+            # The common case, kept free of calls and lookups it does not need.
+            email = record.get(self._email_property) if self._email_property else None
+            if type(email) is str and EMAIL_MATCH(email):
+                try:
+                    fragment = self._encode(record)
+                except InvalidValueError as exc:
+                    self._reject(record, [str(exc)])
+                    return
+                self._add_to_packer(
+                    self.stream_name, fragment, self._reader.line_number
+                )
+                return
         problems = self._problems_of(record)
         fragment = b""
         if not problems:
@@ -137,6 +172,9 @@ class CustomerGaugeStreamSink(Sink):
             return [problem]
         if self._record_check is None:
             return []
+        if self._record_check.is_default:
+            email = record.get(self._email_property) if self._email_property else None
+            return email_problems(email)
         mapped = {
             layout.element_name: record[layout.property_name]
             for layout in self.encoder.fields

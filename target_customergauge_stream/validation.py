@@ -13,7 +13,7 @@ from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
 from target_customergauge_stream.mapping import DEFAULT_RECORD_SCHEMA, EMAIL_PATTERN
 
-_EMAIL = re.compile(EMAIL_PATTERN)
+EMAIL_MATCH = re.compile(EMAIL_PATTERN).match
 
 # Keywords whose meaning is the same in draft 7, which fastjsonschema
 # implements, and in draft 2020-12, which the Singer SDK validates with. A
@@ -134,7 +134,8 @@ class RecordValidator(BaseJSONSchemaValidator):
         if problem is not None:
             msg = (
                 f"{self._where()} is invalid: {problem}. Fix the record at the "
-                f"source or exclude it with a stream map filter."
+                f"source, exclude it with a stream map filter, or set "
+                f"'invalid_records' to 'skip' to set such records aside."
             )
             raise InvalidRecord(msg, record)
 
@@ -163,7 +164,7 @@ class MappedRecordCheck:
         except jsonschema.SchemaError as exc:
             msg = f"Setting 'record_schema' is not a valid JSON schema ({exc.message})."
             raise InvalidJSONSchema(msg) from exc
-        self._is_default = schema == DEFAULT_RECORD_SCHEMA
+        self.is_default = schema == DEFAULT_RECORD_SCHEMA
         self._validator = jsonschema.Draft202012Validator(
             schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
         )
@@ -173,13 +174,8 @@ class MappedRecordCheck:
 
     def problems(self, mapped: dict[str, t.Any]) -> list[str]:
         """Return every rule a mapped record breaks, by field, never by value."""
-        if self._is_default:
-            email = mapped.get("Email")
-            if email is None or email == "":
-                return ["field 'Email' is missing (rule 'required')"]
-            if not isinstance(email, str) or not _EMAIL.match(email):
-                return ["field 'Email' is not a valid e-mail address (rule 'pattern')"]
-            return []
+        if self.is_default:
+            return email_problems(mapped.get("Email"))
         if self._fast_validator is not None:
             try:
                 self._fast_validator(mapped)
@@ -188,3 +184,12 @@ class MappedRecordCheck:
             else:
                 return []
         return [describe_error(error) for error in self._validator.iter_errors(mapped)]
+
+
+def email_problems(email: t.Any) -> list[str]:  # noqa: ANN401
+    """Check a value against the default record schema's rule for `Email`."""
+    if email is None or email == "":
+        return ["field 'Email' is missing (rule 'required')"]
+    if not isinstance(email, str) or not EMAIL_MATCH(email):
+        return ["field 'Email' is not a valid e-mail address (rule 'pattern')"]
+    return []

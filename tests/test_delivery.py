@@ -427,3 +427,31 @@ def test_kill_and_rerun_from_state(tmp_path) -> None:
     assert rerun.returncode == 0, rerun.stderr
     assert set(final) == {f"c{index}@example.com" for index in range(1, total + 1)}
     assert rerun.states[-1] == {"orders": total}
+
+
+def test_replay_refuses_changed_body(sandbox: Sandbox, tmp_path) -> None:
+    sandbox.faults.script = ["400"]
+    failed_dir = tmp_path / "failed"
+    config = target_config(sandbox, failed_uploads_dir=str(failed_dir))
+    run_target(config, numbered_messages(1, 2, 2), tmp_path)
+    (body,) = failed_dir.glob("*.xml")
+    body.write_bytes(body.read_bytes().replace(b"c1@", b"c9@"))
+
+    replay = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "target_customergauge_stream.replay",
+            "--config",
+            str(tmp_path / "config.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert replay.returncode == 1
+    assert "does not match the SHA-256" in replay.stderr
+    assert sandbox.records() == []
+    assert body.exists()
