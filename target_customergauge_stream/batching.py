@@ -40,6 +40,9 @@ class Upload:
         fragments: Encoded `<record>` elements, emptied once the body is built.
         size: Exact size of the body in bytes.
         record_count: Number of records in the upload.
+        keys: With the delivery ledger on, the (key hash, record hash) of
+            each record, in the order of `fragments`; empty otherwise.
+        ledger_id: The ledger's id of the upload once it is written ahead.
     """
 
     sequence: int
@@ -49,10 +52,19 @@ class Upload:
     fragments: list[bytes] = field(default_factory=list)
     size: int = BODY_OVERHEAD
     record_count: int = 0
+    keys: list[tuple[str, str]] = field(default_factory=list)
+    ledger_id: str | None = None
 
     def body(self) -> bytes:
         """Return the complete request body."""
         return build_body(self.fragments)
+
+    def remove_record(self, index: int) -> None:
+        """Take one record out, before the body is built."""
+        self.size -= len(self.fragments.pop(index))
+        if self.keys:
+            self.keys.pop(index)
+        self.record_count -= 1
 
 
 class UploadPacker:
@@ -77,8 +89,14 @@ class UploadPacker:
         self._closed: dict[str, list[Upload]] = {}
         self._sequence = itertools.count(1)
 
-    def add(self, stream: str, fragment: bytes, position: int) -> None:
-        """Add one encoded record to the stream's open upload.
+    def add(
+        self,
+        stream: str,
+        fragment: bytes,
+        position: int,
+        key: tuple[str, str] | None = None,
+    ) -> Upload:
+        """Add one encoded record to the stream's open upload, and return that upload.
 
         Raises:
             RecordTooLargeError: If the record alone exceeds `max_bytes`.
@@ -98,11 +116,14 @@ class UploadPacker:
                 self._on_open(upload)
 
         upload.fragments.append(fragment)
+        if key is not None:
+            upload.keys.append(key)
         upload.record_count += 1
         upload.size += size
         upload.last_position = position
         if upload.record_count >= self.max_records:
             self.close(stream)
+        return upload
 
     def close(self, stream: str) -> None:
         """Close the stream's open upload, if it has one."""

@@ -11,6 +11,7 @@ import typing as t
 from dataclasses import dataclass
 
 import requests
+import urllib3
 
 from target_customergauge_stream import __version__
 from target_customergauge_stream.auth import (
@@ -37,7 +38,16 @@ CONNECT_TIMEOUT_SECONDS = 30.0
 
 
 class UploadFailedError(RuntimeError):
-    """An upload was not accepted and will not be retried."""
+    """An upload was not accepted and will not be retried.
+
+    Attributes:
+        ambiguous: An attempt may have reached CustomerGauge after all (a
+            timeout after the body was sent, a connection dropped mid-response).
+    """
+
+    def __init__(self, message: str, *, ambiguous: bool = False) -> None:
+        super().__init__(message)
+        self.ambiguous = ambiguous
 
 
 @dataclass(frozen=True)
@@ -100,8 +110,14 @@ class StreamApiClient:
     uploads are at least `min_upload_interval` seconds apart.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, halt_on_ambiguous: bool = False) -> None:
         self.settings = settings
+        # With the delivery ledger and 'in_doubt: halt', an attempt that may
+        # have arrived is not retried blindly.
+        self.halt_on_ambiguous = halt_on_ambiguous
+        # Whether the last attempt's failure came after the body may have
+        # been sent; set by `_attempt`.
+        self._last_sent = False
         # Set when the target is stopping: no new attempt starts, and a wait
         # between attempts ends early.
         self.stop_requested = threading.Event()
@@ -168,6 +184,9 @@ class StreamApiClient:
         deadline = started + self.settings.upload_deadline
         attempts_allowed = self.settings.max_retries + 1
         renewed_token = False
+        # Once an attempt may have arrived, the upload stays in doubt until
+        # CustomerGauge accepts it or says it already processed it.
+        in_doubt = False
         attempt = 0
         while True:
             attempt += 1
@@ -191,12 +210,25 @@ class StreamApiClient:
                 LOGGER.warning("%s: HTTP 401; renewing the OAuth2 token.", label)
                 attempt -= 1
                 continue
+            ambiguous = outcome is Outcome.RETRYABLE and status == 0 and self._last_sent
+            in_doubt = in_doubt or ambiguous
+            if ambiguous and self.halt_on_ambiguous:
+                raise UploadFailedError(
+                    f"{label} is in doubt: {reason} after the body was sent, so "
+                    f"CustomerGauge may have received it. With 'in_doubt: halt' the "
+                    f"target does not send it again blindly: check whether the "
+                    f"records arrived, then resolve the upload with "
+                    f"'target-customergauge-stream-ledger resolve', or set "
+                    f"'in_doubt: resend' to send the same body again.",
+                    ambiguous=True,
+                )
             if outcome is Outcome.FATAL:
-                raise UploadFailedError(f"{label} failed: {reason}")
+                raise UploadFailedError(f"{label} failed: {reason}", ambiguous=in_doubt)
             if attempt >= attempts_allowed:
                 raise UploadFailedError(
                     f"{label} failed after {attempt} attempts: {reason}. Re-run "
-                    f"the sync from its last STATE once CustomerGauge is reachable."
+                    f"the sync from its last STATE once CustomerGauge is reachable.",
+                    ambiguous=in_doubt,
                 )
             wait = self._backoff(attempt)
             if retry_after is not None:
@@ -204,19 +236,22 @@ class StreamApiClient:
                     raise UploadFailedError(
                         f"{label} failed: {reason}, and CustomerGauge asked to "
                         f"wait {retry_after:.0f} s, longer than 'max_retry_wait' "
-                        f"({self.settings.max_retry_wait:g} s)."
+                        f"({self.settings.max_retry_wait:g} s).",
+                        ambiguous=in_doubt,
                     )
                 wait = retry_after
             if time.monotonic() + wait > deadline:
                 raise UploadFailedError(
                     f"{label} failed: {reason}, and another attempt would end "
-                    f"after 'upload_deadline' ({self.settings.upload_deadline:g} s)."
+                    f"after 'upload_deadline' ({self.settings.upload_deadline:g} s).",
+                    ambiguous=in_doubt,
                 )
+            stopping = (
+                f"{label} failed: {reason}, and was not retried because the "
+                f"target is stopping."
+            )
             if self.stop_requested.is_set():
-                raise UploadFailedError(
-                    f"{label} failed: {reason}, and was not retried because the "
-                    f"target is stopping."
-                )
+                raise UploadFailedError(stopping, ambiguous=in_doubt)
             LOGGER.warning(
                 "%s: attempt %d of %d failed (%s); retrying in %.1f s.",
                 label,
@@ -226,15 +261,13 @@ class StreamApiClient:
                 wait,
             )
             if self.stop_requested.wait(wait):
-                raise UploadFailedError(
-                    f"{label} failed: {reason}, and was not retried because the "
-                    f"target is stopping."
-                )
+                raise UploadFailedError(stopping, ambiguous=in_doubt)
 
     def _attempt(  # noqa: PLR0911 - one return per kind of outcome
         self, body: bytes
     ) -> tuple[int, tuple[Outcome, str] | None, float | None]:
         """Make one POST; return the status, the problem if any, and Retry-After."""
+        self._last_sent = False
         try:
             authorization = self.auth.header()
         except AuthenticationError as exc:
@@ -260,12 +293,14 @@ class StreamApiClient:
         except requests.Timeout as exc:
             timeout = self.settings.request_timeout
             reason = f"timed out after {timeout:g} s ({type(exc).__name__})"
+            self._last_sent = not isinstance(exc, requests.exceptions.ConnectTimeout)
             return 0, (Outcome.RETRYABLE, reason), None
         except (
             requests.ConnectionError,
             requests.exceptions.ChunkedEncodingError,
         ) as exc:
             reason = f"connection error: {type(exc).__name__}"
+            self._last_sent = not _failed_to_connect(exc)
             return 0, (Outcome.RETRYABLE, reason), None
         except requests.RequestException as exc:
             reason = f"request failed: {type(exc).__name__}"
@@ -280,3 +315,15 @@ class StreamApiClient:
         )
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         return response.status_code, (outcome, reason), retry_after
+
+
+def _failed_to_connect(error: requests.RequestException) -> bool:
+    """Tell whether a connection error happened before any byte was sent.
+
+    requests wraps urllib3's MaxRetryError, whose reason is a
+    NewConnectionError when the TCP connection itself failed (refused,
+    unreachable). Anything else may have happened after the body was sent.
+    """
+    cause = error.args[0] if error.args else None
+    reason = getattr(cause, "reason", None)
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)

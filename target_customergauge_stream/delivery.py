@@ -15,6 +15,7 @@ if t.TYPE_CHECKING:
 
     from target_customergauge_stream.batching import Upload
     from target_customergauge_stream.client import DeliveryReport
+    from target_customergauge_stream.ledger import DeliveryLedger
 
 LOGGER = logging.getLogger(__name__)
 
@@ -57,8 +58,12 @@ class UploadPipeline:
         self,
         client: UploadSender,
         on_accepted: t.Callable[[Upload, DeliveryReport], None],
+        ledger: DeliveryLedger | None = None,
+        on_written_ahead: t.Callable[[Upload], None] | None = None,
     ) -> None:
         self._client = client
+        self._ledger = ledger
+        self._on_written_ahead = on_written_ahead
         self._on_accepted = on_accepted
         self._queue: queue.Queue[tuple[Upload, bytes] | None] = queue.Queue(maxsize=1)
         self._thread: threading.Thread | None = None
@@ -144,6 +149,15 @@ class UploadPipeline:
                 self._submitting = None
             self._undelivered.append(Undelivered(upload, body, reason))
 
+    def _settle_failure(self, upload: Upload, *, ambiguous: bool) -> None:
+        """Tell the ledger how a failed upload ended: in doubt, or not sent."""
+        if self._ledger is None or upload.ledger_id is None:
+            return
+        if ambiguous:
+            self._ledger.mark_in_doubt(upload.ledger_id)
+        else:
+            self._ledger.release(upload.ledger_id)
+
     def _run(self) -> None:
         while True:
             item = self._queue.get()
@@ -160,19 +174,33 @@ class UploadPipeline:
             f"Upload {upload.sequence} of stream '{upload.stream}' "
             f"(input lines {upload.first_position}-{upload.last_position})"
         )
+        if self._ledger is not None and upload.keys:
+            # Written ahead in its own committed transaction, before any byte
+            # is sent: a crash from here on leaves the upload in doubt, never
+            # forgotten.
+            upload.ledger_id = self._ledger.write_ahead(
+                upload.stream, upload.keys, body
+            )
+            if self._on_written_ahead is not None:
+                self._on_written_ahead(upload)
         try:
             report = self._client.send(body, label)
         except UploadFailedError as exc:
+            # The reading thread re-raises it, so it is logged as an error here.
             LOGGER.error("%s", exc)
+            self._settle_failure(upload, ambiguous=exc.ambiguous)
             self._set_aside(upload, body, str(exc))
             self._failure = exc
             return
         except Exception as exc:
             # A bug here must not leave the reading thread blocked on the queue.
             LOGGER.exception("%s failed with an unexpected error.", label)
+            self._settle_failure(upload, ambiguous=True)
             self._set_aside(upload, body, f"unexpected error: {exc!r}")
             self._failure = UploadFailedError(f"{label} failed: {exc!r}")
             return
+        if self._ledger is not None and upload.ledger_id is not None:
+            self._ledger.mark_delivered(upload.ledger_id)
         with self._lock:
             # The reading thread may not have cleared this yet; an accepted
             # upload must never be saved for replay.

@@ -71,6 +71,10 @@ class FailedUploadStore:
             "last_input_line": upload.last_position,
             "error": error,
             "failed_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            # Hashes only, for the delivery ledger at replay: the keys
+            # themselves are personal data.
+            "keys": [list(pair) for pair in upload.keys],
+            "ledger_id": upload.ledger_id,
         }
         _write_atomically(body_path, body)
         _write_atomically(

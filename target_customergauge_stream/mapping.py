@@ -94,6 +94,16 @@ _SHAPING_PROPERTIES: list[th.Property[t.Any]] = [
         ),
     ),
     th.Property(
+        "dedup_keys",
+        th.ArrayType(th.StringType),
+        title="Deduplication key fields",
+        description=(
+            "CustomerGauge field names (after mapping) whose values identify a "
+            "record for the delivery ledger, when the stream's key_properties "
+            "do not. Without either, the whole record as uploaded is the key."
+        ),
+    ),
+    th.Property(
         "datetime_format",
         th.StringType,
         default=DEFAULT_DATETIME_FORMAT,
@@ -141,8 +151,8 @@ MAPPING_PROPERTIES: list[th.Property[t.Any]] = [
         title="Per-stream settings",
         description=(
             "Overrides per stream name of field_mapping, unmapped_fields, "
-            "unknown_fields, record_schema, invalid_records, datetime_format, "
-            "date_format, boolean_values and null_values."
+            "unknown_fields, record_schema, invalid_records, dedup_keys, "
+            "datetime_format, date_format, boolean_values and null_values."
         ),
     ),
     th.Property(
@@ -224,6 +234,7 @@ class StreamShaping:
     true_text: str = "true"
     false_text: str = "false"
     null_as_empty: bool = False
+    dedup_keys: tuple[str, ...] = ()
 
 
 def read_structure_file(path: Path) -> tuple[str, ...]:
@@ -356,4 +367,5 @@ def resolve_stream_shaping(config: t.Mapping[str, t.Any], stream: str) -> Stream
         true_text=str(booleans[0]),
         false_text=str(booleans[1]),
         null_as_empty=pick("null_values", "omit") == "empty",
+        dedup_keys=tuple(pick("dedup_keys", ())),
     )

@@ -34,7 +34,7 @@ REGION_HOSTS = {
 ENDPOINT_PATH = "/v4.1/stream/transactional"
 RESPONSE_FORMATS = ("json", "xml")
 
-SECRET_SETTINGS = frozenset({"api_key", "client_secret"})
+SECRET_SETTINGS = frozenset({"api_key", "client_secret", "ledger_url"})
 
 CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
     th.Property(
@@ -222,6 +222,65 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         ),
     ),
     th.Property(
+        "dedup",
+        th.BooleanType,
+        default=True,
+        title="Deduplicate with the delivery ledger",
+        description=(
+            "Keep a ledger of delivered records and never upload a record whose "
+            "key was delivered before, so that re-runs, retries and overlapping "
+            "incremental windows survey nobody twice. false turns it off."
+        ),
+    ),
+    th.Property(
+        "ledger_path",
+        th.StringType,
+        default="customergauge-ledger.sqlite",
+        title="Ledger file",
+        description=(
+            "SQLite file of the delivery ledger, relative to the working "
+            "directory unless absolute. Ignored when 'ledger_url' is set."
+        ),
+    ),
+    th.Property(
+        "ledger_url",
+        th.StringType,
+        secret=True,
+        title="Ledger database URL",
+        description=(
+            "SQLAlchemy URL of a database for the ledger instead of the SQLite "
+            "file, such as postgresql+psycopg://user:password@host/db (install "
+            "the 'postgres' extra). Use it when CI runners are thrown away "
+            "between runs or several runners share one account."
+        ),
+    ),
+    th.Property(
+        "resend_changed",
+        th.BooleanType,
+        default=False,
+        title="Resend changed records",
+        description=(
+            "Send a record again when its key was delivered but the record "
+            "changed. Off by default, because each upload can survey the "
+            "customer again."
+        ),
+    ),
+    th.Property(
+        "in_doubt",
+        th.StringType,
+        default="halt",
+        allowed_values=["halt", "resend"],
+        title="In-doubt uploads",
+        description=(
+            "What to do with an upload that may or may not have arrived (a "
+            "timeout after the body was sent, a connection dropped mid-"
+            "response, a run stopped mid-upload). 'halt' stops and asks you to "
+            "resolve it with target-customergauge-stream-ledger; 'resend' sends "
+            "the byte-identical body again and counts CustomerGauge's "
+            "already-processed answer as delivered."
+        ),
+    ),
+    th.Property(
         "load_method",
         th.StringType,
         default="append-only",
@@ -277,6 +336,10 @@ class Settings:
     failed_uploads_dir: Path
     ca_bundle: str | None
     timezone: zoneinfo.ZoneInfo
+    dedup: bool = True
+    ledger_url: str = "sqlite:///customergauge-ledger.sqlite"
+    resend_changed: bool = False
+    halt_in_doubt: bool = True
     dry_run: bool = False
     dry_run_dir: Path = Path("dry-run")
     rejects_path: Path = Path("rejected-records.jsonl")
@@ -493,6 +556,13 @@ def resolve_settings(config: t.Mapping[str, t.Any]) -> Settings:
         failed_uploads_dir=Path(setting_value(config, "failed_uploads_dir")),
         ca_bundle=str(ca_bundle) if ca_bundle else None,
         timezone=zoneinfo.ZoneInfo(setting_value(config, "timezone")),
+        dedup=bool(setting_value(config, "dedup")),
+        ledger_url=str(
+            config.get("ledger_url")
+            or f"sqlite:///{setting_value(config, 'ledger_path')}"
+        ),
+        resend_changed=bool(setting_value(config, "resend_changed")),
+        halt_in_doubt=setting_value(config, "in_doubt") == "halt",
         dry_run=bool(setting_value(config, "dry_run")),
         dry_run_dir=Path(setting_value(config, "dry_run_dir")),
         rejects_path=Path(setting_value(config, "rejects_path")),

@@ -8,6 +8,7 @@ import typing as t
 from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks import Sink
 
+from target_customergauge_stream.ledger import key_hash, record_hash
 from target_customergauge_stream.mapping import resolve_stream_shaping
 from target_customergauge_stream.payload import (
     InvalidValueError,
@@ -29,6 +30,7 @@ else:
 if t.TYPE_CHECKING:
     from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
+    from target_customergauge_stream.batching import Upload
     from target_customergauge_stream.reader import CountingSingerReader
     from target_customergauge_stream.target import TargetCustomerGaugeStream
 
@@ -81,6 +83,8 @@ class CustomerGaugeStreamSink(Sink):
             self._record_check is not None and self._record_check.is_default
         )
         self._encode = self.encoder.encode
+        self._dedup = target.dedup
+        self._key_properties_for_dedup = self._dedup_key_properties()
         self._add_to_packer = target.packer.add
         self._reader = t.cast("CountingSingerReader", target.message_reader)
         self._progress = target.progress.stream(stream_name)
@@ -98,6 +102,28 @@ class CustomerGaugeStreamSink(Sink):
                 field_name,
                 stream_name,
             )
+
+    def _dedup_key_properties(self) -> list[str]:
+        """Return the properties whose values identify a record for the ledger.
+
+        'dedup_keys' names fields after mapping; the stream's key_properties
+        name properties. With neither, the record itself is its key.
+        """
+        if self.shaping.dedup_keys:
+            by_field = {
+                layout.element_name: layout.property_name
+                for layout in self.encoder.fields
+            }
+            missing = [name for name in self.shaping.dedup_keys if name not in by_field]
+            if missing:
+                msg = (
+                    f"SCHEMA of stream '{self.stream_name}' is not supported: "
+                    f"'dedup_keys' names {missing}, which are not fields of the "
+                    f"stream after mapping."
+                )
+                raise SchemaNotSupportedError(msg)
+            return [by_field[name] for name in self.shaping.dedup_keys]
+        return list(self.key_properties)
 
     def _describe_position(self) -> str:
         line = self._delivery_target.input_line
@@ -148,9 +174,7 @@ class CustomerGaugeStreamSink(Sink):
                 except InvalidValueError as exc:
                     self._reject(record, [str(exc)])
                     return
-                self._add_to_packer(
-                    self.stream_name, fragment, self._reader.line_number
-                )
+                self._add(record, fragment)
                 return
         problems = self._problems_of(record)
         fragment = b""
@@ -162,9 +186,41 @@ class CustomerGaugeStreamSink(Sink):
         if problems:
             self._reject(record, problems)
             return
-        self._delivery_target.packer.add(
-            self.stream_name, fragment, self._delivery_target.input_line
+        self._add(record, fragment)
+
+    def _add(self, record: dict[str, t.Any], fragment: bytes) -> None:
+        """Hand an encoded record to the packer, unless the ledger says skip it."""
+        dedup = self._dedup
+        if dedup is None:
+            self._add_to_packer(self.stream_name, fragment, self._reader.line_number)
+            return
+        digest = record_hash(fragment)
+        if self._key_properties_for_dedup:
+            key = key_hash(
+                [record.get(name) for name in self._key_properties_for_dedup]
+            )
+        else:
+            key = digest
+        decision = dedup.decide(self.stream_name, key, digest)
+        if not decision.add:
+            self._progress.skipped_delivered += 1
+            return
+        if decision.replaces is not None:
+            self._drop_earlier(decision.replaces, key)
+        upload = self._add_to_packer(
+            self.stream_name, fragment, self._reader.line_number, (key, digest)
         )
+        dedup.remember(self.stream_name, key, digest, upload)
+
+    def _drop_earlier(self, upload: Upload, key: str) -> None:
+        """Take an earlier record with the same key out of an upload not yet sent."""
+        if not upload.fragments:
+            return
+        for index, (earlier_key, _) in enumerate(upload.keys):
+            if earlier_key == key:
+                upload.remove_record(index)
+                self._progress.skipped_delivered += 1
+                return
 
     def _problems_of(self, record: dict[str, t.Any]) -> list[str]:
         if self._schema_problem is not None:
@@ -209,7 +265,7 @@ class CustomerGaugeStreamSink(Sink):
         # Each upload leaves the packer only once the pipeline holds it, so a
         # signal between the two steps cannot lose it.
         while (upload := packer.peek_closed(self.stream_name)) is not None:
-            self._delivery_target.pipeline.submit(upload)
+            self._delivery_target.submit_upload(upload)
             packer.discard_closed(upload)
 
     @override

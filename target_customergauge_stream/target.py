@@ -12,9 +12,11 @@ from singer_sdk.exceptions import ConfigValidationError
 from target_customergauge_stream.batching import UploadPacker
 from target_customergauge_stream.checkpoints import StateCheckpoints
 from target_customergauge_stream.client import StreamApiClient, UploadFailedError
+from target_customergauge_stream.dedup import Deduplicator
 from target_customergauge_stream.delivery import NOT_SENT_REASON, UploadPipeline
 from target_customergauge_stream.dry_run import DRY_RUN_REJECTS, DryRunClient
 from target_customergauge_stream.failed_store import FailedUploadStore
+from target_customergauge_stream.ledger import DeliveryLedger, LedgerError
 from target_customergauge_stream.progress import RunProgress
 from target_customergauge_stream.reader import CountingSingerReader
 from target_customergauge_stream.rejects import RejectsFile
@@ -87,12 +89,92 @@ class TargetCustomerGaugeStream(Target):
             DryRunClient(self.settings.dry_run_dir) if self.settings.dry_run else None
         )
         self.client: StreamApiClient | DryRunClient = (
-            self.dry_run_client or StreamApiClient(self.settings)
+            self.dry_run_client
+            or StreamApiClient(
+                self.settings,
+                halt_on_ambiguous=self.settings.dedup and self.settings.halt_in_doubt,
+            )
         )
-        self.pipeline = UploadPipeline(self.client, self._on_upload_accepted)
+        self.ledger = (
+            DeliveryLedger(self.settings.ledger_url) if self.settings.dedup else None
+        )
+        self.dedup = (
+            Deduplicator(self.ledger, resend_changed=self.settings.resend_changed)
+            if self.ledger is not None
+            else None
+        )
+        # A dry run reads the ledger, to show what it would skip, but never
+        # writes to it.
+        writing_ledger = None if self.settings.dry_run else self.ledger
+        self.pipeline = UploadPipeline(
+            self.client,
+            self._on_upload_accepted,
+            ledger=writing_ledger,
+            on_written_ahead=self.dedup.forget_upload if self.dedup else None,
+        )
         self.failed_store = FailedUploadStore(self.settings.failed_uploads_dir)
         reader = t.cast("CountingSingerReader", self.message_reader)
         reader.before_failure = self._deliver_before_failure
+        if writing_ledger is not None:
+            self._settle_unresolved_uploads(writing_ledger)
+
+    def _settle_unresolved_uploads(self, ledger: DeliveryLedger) -> None:
+        """Deal with uploads an earlier run left in doubt, before sending anything.
+
+        Raises:
+            LedgerError: With 'in_doubt: halt', or when a resent body is
+                still in doubt.
+        """
+        unresolved = ledger.unresolved()
+        if not unresolved:
+            return
+        if self.settings.halt_in_doubt:
+            listing = "; ".join(
+                f"{item.upload_id} ({item.record_count} records of stream "
+                f"'{item.stream}', {item.created_at:%Y-%m-%d %H:%M:%S})"
+                for item in unresolved
+            )
+            msg = (
+                f"The delivery ledger at {ledger.describe()} holds {len(unresolved)} "
+                f"uploads in doubt: {listing}. An earlier run stopped without "
+                f"learning whether CustomerGauge received them, and sending them "
+                f"again could survey customers twice. Check in CustomerGauge, then "
+                f"run 'target-customergauge-stream-ledger resolve UPLOAD_ID "
+                f"--delivered' or '--release' for each; or set 'in_doubt: resend' "
+                f"to send each byte-identical body again."
+            )
+            raise LedgerError(msg)
+        for item in unresolved:
+            label = f"In-doubt upload {item.upload_id} of stream '{item.stream}'"
+            try:
+                self.client.send(item.body or b"", label)
+            except UploadFailedError as exc:
+                if exc.ambiguous:
+                    ledger.mark_in_doubt(item.upload_id)
+                    msg = f"{exc} It stays in doubt in the delivery ledger."
+                    raise LedgerError(msg) from None
+                ledger.release(item.upload_id)
+                self.logger.warning(
+                    "%s was rejected when sent again, so its records are released "
+                    "and will be sent when the tap reads them again: %s",
+                    label,
+                    exc,
+                )
+                continue
+            ledger.mark_delivered(item.upload_id)
+            self.logger.info("%s was sent again and is now delivered.", label)
+
+    def submit_upload(self, upload: Upload) -> None:
+        """Drop records the ledger knows, then send what is left of an upload."""
+        if self.dedup is not None:
+            skipped = self.dedup.drop_known(upload)
+            if skipped:
+                self.progress.stream(upload.stream).skipped_delivered += skipped
+            if upload.record_count == 0:
+                self.dedup.forget_upload(upload)
+                self.checkpoints.release(upload)
+                return
+        self.pipeline.submit(upload)
 
     @property
     def input_line(self) -> int:
@@ -136,6 +218,8 @@ class TargetCustomerGaugeStream(Target):
             raise
         self.client.close()
         self.rejects.close()
+        if self.ledger is not None:
+            self.ledger.close()
         self.progress.log_summary()
         if self.dry_run_client is not None:
             self.dry_run_client.write_summary(self.progress.stream_fields())
@@ -166,7 +250,7 @@ class TargetCustomerGaugeStream(Target):
         )
         try:
             for upload in uploads:
-                self.pipeline.submit(upload)
+                self.submit_upload(upload)
             self.pipeline.finish()
         except UploadFailedError:
             self.logger.error("Could not deliver the records read before the failure.")

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import typing as t
 from pathlib import Path
 
@@ -27,11 +28,15 @@ def sandbox(tmp_path: Path) -> t.Iterator[Sandbox]:
 
 def target_config(sandbox: Sandbox, **overrides: t.Any) -> dict[str, t.Any]:
     """Return a target config that points at the sandbox."""
+    store_dir = sandbox.state.store_dir
+    ledger_dir = store_dir.parent if store_dir else Path(tempfile.mkdtemp())
     config: dict[str, t.Any] = {
         "api_key": TEST_API_KEY,
         "api_url": sandbox.endpoint_url(),
         "retry_backoff_seconds": 0.01,
         "request_timeout": 10,
+        # Each test's ledger lives beside its sandbox, never in the work tree.
+        "ledger_path": str(ledger_dir / "ledger.sqlite"),
     }
     config.update(overrides)
     return config

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 import typing as t
+from pathlib import Path
 
 import pytest
 from singer_sdk.testing import get_target_test_class
@@ -29,6 +31,7 @@ StandardTargetTests = get_target_test_class(
         # The SDK's test streams carry no Email field, which the default
         # record_schema requires; an empty schema checks nothing.
         "record_schema": {},
+        "ledger_path": str(Path(tempfile.mkdtemp()) / "ledger.sqlite"),
     },
 )
 
