@@ -269,6 +269,16 @@ class DeliveryLedger:
             result = connection.execute(sa.delete(_KEYS).where(condition))
         return int(result.rowcount or 0)
 
+    def delivered_counts(self) -> dict[str, int]:
+        """Count delivered keys per stream."""
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(_KEYS.c.stream, sa.func.count())
+                .where(_KEYS.c.status == DELIVERED)
+                .group_by(_KEYS.c.stream)
+            )
+            return {str(stream): int(count) for stream, count in rows}
+
     def delivered_count(self, stream: str | None = None) -> int:
         """Count delivered keys, in one stream or in all."""
         condition = _KEYS.c.status == DELIVERED

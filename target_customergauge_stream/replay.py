@@ -19,11 +19,16 @@ import sys
 import typing as t
 from pathlib import Path
 
+from lxml import etree
+
 from target_customergauge_stream.client import StreamApiClient, UploadFailedError
 from target_customergauge_stream.failed_store import FailedUploadStore
+from target_customergauge_stream.ledger import DeliveryLedger
+from target_customergauge_stream.payload import build_body
 from target_customergauge_stream.settings import resolve_settings, validate_config
 
 LOGGER = logging.getLogger("target-customergauge-stream-replay")
+_SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 
 
 def _load_config(paths: list[Path]) -> dict[str, t.Any]:
@@ -46,8 +51,36 @@ def _config_schema() -> dict[str, t.Any]:
     return schema
 
 
-def replay(store: FailedUploadStore, client: StreamApiClient) -> int:
+def without_known_records(
+    body: bytes, keys: list[tuple[str, str]], known: t.Container[str]
+) -> tuple[bytes, list[tuple[str, str]]]:
+    """Rebuild a body without the records whose key hash is in `known`.
+
+    Records are serialised by lxml exactly as the target wrote them, so a
+    body from which nothing is removed comes out byte-identical.
+    """
+    root = etree.fromstring(body, parser=_SAFE_PARSER)
+    kept_fragments: list[bytes] = []
+    kept_keys: list[tuple[str, str]] = []
+    for element, pair in zip(root, keys, strict=True):
+        if pair[0] in known:
+            continue
+        element.tail = None
+        kept_fragments.append(etree.tostring(element, encoding="utf-8"))
+        kept_keys.append(pair)
+    return build_body(kept_fragments), kept_keys
+
+
+def replay(
+    store: FailedUploadStore,
+    client: StreamApiClient,
+    ledger: DeliveryLedger | None = None,
+) -> int:
     """Send every saved upload in order; stop at the first one that fails.
+
+    With the delivery ledger, records it knows (delivered, for example by a
+    re-run, or pending or in doubt) are taken out first, and each upload is
+    written ahead and settled as during a run.
 
     Returns:
         The process exit status: 0 when every saved upload was delivered.
@@ -70,9 +103,34 @@ def replay(store: FailedUploadStore, client: StreamApiClient) -> int:
                 label,
             )
             return 1
+        keys = [
+            (str(key), str(digest)) for key, digest in saved.description.get("keys", [])
+        ]
+        stream = str(saved.description.get("stream", ""))
+        ledger_id = None
+        if ledger is not None and keys:
+            known = ledger.known_keys(stream, [key for key, _ in keys])
+            if known:
+                body, keys = without_known_records(body, keys, known)
+                LOGGER.info(
+                    "%s: %d records are already in the delivery ledger and are "
+                    "not sent again.",
+                    label,
+                    len(known),
+                )
+            if not keys:
+                saved.remove()
+                delivered += 1
+                continue
+            ledger_id = ledger.write_ahead(stream, keys, body)
         try:
             client.send(body, label)
         except UploadFailedError as exc:
+            if ledger is not None and ledger_id is not None:
+                if exc.ambiguous:
+                    ledger.mark_in_doubt(ledger_id)
+                else:
+                    ledger.release(ledger_id)
             LOGGER.error("%s", exc)
             LOGGER.error(
                 "Stopped: %d of %d saved uploads delivered; the rest stay in '%s'.",
@@ -81,6 +139,8 @@ def replay(store: FailedUploadStore, client: StreamApiClient) -> int:
                 store.folder,
             )
             return 1
+        if ledger is not None and ledger_id is not None:
+            ledger.mark_delivered(ledger_id)
         saved.remove()
         delivered += 1
         LOGGER.info("%s delivered and removed.", label)
@@ -134,11 +194,16 @@ def main(argv: t.Sequence[str] | None = None) -> int:
             )
         return 0
 
-    client = StreamApiClient(settings)
+    client = StreamApiClient(
+        settings, halt_on_ambiguous=settings.dedup and settings.halt_in_doubt
+    )
+    ledger = DeliveryLedger(settings.ledger_url) if settings.dedup else None
     try:
-        return replay(store, client)
+        return replay(store, client, ledger)
     finally:
         client.close()
+        if ledger is not None:
+            ledger.close()
 
 
 if __name__ == "__main__":

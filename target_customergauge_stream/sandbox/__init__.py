@@ -11,8 +11,9 @@ records) in a folder and in memory, and can inject faults.
 Inspection endpoints, all GET, JSON unless noted: `/sandbox/uploads` (list),
 `/sandbox/uploads/<n>` (records of one upload), `/sandbox/uploads/<n>/body`
 (raw XML), `/sandbox/records` (every accepted record in order),
-`/sandbox/summary` (counts). `DELETE /sandbox/uploads` forgets everything,
-files included.
+`/sandbox/summary` (counts), `/sandbox/duplicates` (values of the key field,
+`Email` by default, that arrived more than once). `DELETE /sandbox/uploads`
+forgets everything, files included.
 """
 
 from __future__ import annotations

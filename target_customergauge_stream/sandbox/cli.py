@@ -161,6 +161,19 @@ def _build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="Quote the received Authorization header in error bodies.",
     )
+    serve.add_argument(
+        "--reject-repeated-bodies",
+        action="store_true",
+        help=(
+            "Answer a body identical to one accepted before with error 400103, "
+            "'This upload has already been processed'."
+        ),
+    )
+    serve.add_argument(
+        "--key-field",
+        default="Email",
+        help="Field whose repeated values GET /sandbox/duplicates reports.",
+    )
     summary = commands.add_parser(
         "summary", help="List the uploads stored in a folder."
     )
@@ -199,6 +212,8 @@ def main(argv: t.Sequence[str] | None = None) -> int:
             client_secret=arguments.client_secret,
             token_lifetime=arguments.token_lifetime,
             echo_authorization=arguments.echo_authorization,
+            reject_repeated_bodies=arguments.reject_repeated_bodies,
+            key_field=arguments.key_field,
         )
     except (ValueError, OSError, StoreNotEmptyError) as exc:
         parser.error(str(exc))

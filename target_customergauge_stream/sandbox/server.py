@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import email.utils
 import functools
+import hashlib
 import http.server
 import json
 import logging
@@ -15,6 +16,7 @@ import threading
 import time
 import typing as t
 import urllib.parse
+from collections import Counter
 from dataclasses import dataclass, field
 
 from target_customergauge_stream.sandbox.contract import (
@@ -88,6 +90,8 @@ class SandboxState:
         self.uploads: list[StoredUpload] = []
         self.requests_seen = 0
         self.tokens: dict[str, float] = {}
+        self.body_digests: set[str] = set()
+        self.in_flight = 0
         self.lock = threading.Lock()
         if store_dir is not None:
             store_dir.mkdir(parents=True, exist_ok=True)
@@ -130,10 +134,33 @@ class SandboxState:
                 )
         return upload
 
+    def claim_body(self, body: bytes) -> bool:
+        """Note a body about to be stored; return False if it was claimed before."""
+        digest = hashlib.sha256(body).hexdigest()
+        with self.lock:
+            if digest in self.body_digests:
+                return False
+            self.body_digests.add(digest)
+            return True
+
+    def duplicates(self, key_field: str) -> dict[str, int]:
+        """Count values of a field that arrived in more than one record.
+
+        Returns each such value with how many times it arrived; an empty
+        result means no record arrived twice.
+        """
+        counts = Counter(
+            record.get(key_field, "")
+            for record in self.records()
+            if record.get(key_field)
+        )
+        return {value: count for value, count in counts.items() if count > 1}
+
     def reset(self) -> None:
         """Forget every upload, in memory and on disk."""
         with self.lock:
             self.uploads.clear()
+            self.body_digests.clear()
             self.requests_seen = 0
             for path in self._stored_files():
                 path.unlink()
@@ -168,6 +195,9 @@ class SandboxOptions:
         stall_seconds: How long the 'stall' steps wait.
         echo_authorization: Quote the received Authorization header in error
             bodies, to test that clients never print what a server echoes.
+        reject_repeated_bodies: Answer a body identical to one accepted
+            before with error 400103, "This upload has already been processed".
+        key_field: Field whose repeated values `/sandbox/duplicates` reports.
     """
 
     api_key: str
@@ -178,6 +208,8 @@ class SandboxOptions:
     latency: float = 0.0
     stall_seconds: float = 30.0
     echo_authorization: bool = False
+    reject_repeated_bodies: bool = False
+    key_field: str = "Email"
 
 
 class SandboxHandler(http.server.BaseHTTPRequestHandler):
@@ -235,16 +267,25 @@ class SandboxHandler(http.server.BaseHTTPRequestHandler):
             self._send_json(404, error_document(404, "Not found"))
 
     def _handle_upload(self, body: bytes, response_format: str) -> None:
-        options = self.server.options
         state = self.server.state
         with state.lock:
             state.requests_seen += 1
+            state.in_flight += 1
+        try:
+            self._answer_upload(body, response_format)
+        finally:
+            with state.lock:
+                state.in_flight -= 1
+
+    def _answer_upload(self, body: bytes, response_format: str) -> None:
+        options = self.server.options
+        state = self.server.state
         step = self.server.faults.next_step()
         if options.latency:
             time.sleep(options.latency)
-        if step in {"stall", "stall-accept"}:
-            time.sleep(options.stall_seconds)
         if step in {"reset", "stall"}:
+            if step == "stall":
+                time.sleep(options.stall_seconds)
             LOGGER.info("Fault '%s': resetting the connection.", step)
             self._reset_connection()
             return
@@ -257,9 +298,15 @@ class SandboxHandler(http.server.BaseHTTPRequestHandler):
                 raise RejectedUpload(*ERROR_STEPS[step])
             self._check_authorization()
             record_count = check_upload(body, options.required_fields)
+            # The body is claimed before a stall: an upload the sandbox is
+            # going to store counts as processed for a copy sent meanwhile.
+            if not state.claim_body(body) and options.reject_repeated_bodies:
+                raise RejectedUpload(*ERROR_STEPS["already-processed"])
         except RejectedUpload as rejected:
             self._send_rejection(rejected, step, response_format)
             return
+        if step == "stall-accept":
+            time.sleep(options.stall_seconds)
         upload = state.accept(body, record_count)
         LOGGER.info(
             "Accepted upload %d: %d records, %d bytes.",
@@ -345,6 +392,17 @@ class SandboxHandler(http.server.BaseHTTPRequestHandler):
                 self._send_json(200, [upload.summary() for upload in state.uploads])
         elif parts == ["sandbox", "records"]:
             self._send_json(200, state.records())
+        elif parts == ["sandbox", "duplicates"]:
+            key_field = self.server.options.key_field
+            duplicates = state.duplicates(key_field)
+            self._send_json(
+                200,
+                {
+                    "key_field": key_field,
+                    "duplicated": len(duplicates),
+                    "values": duplicates,
+                },
+            )
         elif (
             len(parts) in {3, 4}
             and parts[:2] == ["sandbox", "uploads"]
@@ -427,6 +485,8 @@ class Sandbox:
         client_secret: str | None = None,
         token_lifetime: float = 3600.0,
         echo_authorization: bool = False,
+        reject_repeated_bodies: bool = False,
+        key_field: str = "Email",
     ) -> None:
         self.state = SandboxState(store_dir, clear=clear, records_json=records_json)
         self.faults = FaultPlan(script, fault_rate=fault_rate, faults=faults, seed=seed)
@@ -439,6 +499,8 @@ class Sandbox:
             latency=latency,
             stall_seconds=stall_seconds,
             echo_authorization=echo_authorization,
+            reject_repeated_bodies=reject_repeated_bodies,
+            key_field=key_field,
         )
         self.server = SandboxHTTPServer(
             (host, port), options=self.options, state=self.state, faults=self.faults
@@ -486,6 +548,16 @@ class Sandbox:
     def records(self) -> list[dict[str, str]]:
         """Return every accepted record, in the order uploads arrived."""
         return self.state.records()
+
+    def wait_until_idle(self, seconds: float) -> bool:
+        """Wait, at most `seconds`, until no upload request is being handled."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            with self.state.lock:
+                if self.state.in_flight == 0:
+                    return True
+            time.sleep(0.02)
+        return False
 
     def __enter__(self) -> Sandbox:
         return self.start()

@@ -1,0 +1,159 @@
+"""Inspect and resolve the delivery ledger from the command line.
+
+Commands, each after `target-customergauge-stream-ledger --config config.json`:
+`list` (uploads pending or in doubt), `show UPLOAD_ID` (its exact body),
+`resolve UPLOAD_ID --delivered` or `--release`, `forget --stream S --key
+'["a@example.com"]'` or `forget --before 2024-01-01`, and `count`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import sys
+import typing as t
+from pathlib import Path
+
+from target_customergauge_stream.ledger import DeliveryLedger
+from target_customergauge_stream.settings import resolve_settings
+
+LOGGER = logging.getLogger("target-customergauge-stream-ledger")
+
+
+def _ledger_url(arguments: argparse.Namespace) -> str:
+    if arguments.ledger_url:
+        return str(arguments.ledger_url)
+    config: dict[str, t.Any] = {}
+    for path in arguments.config or []:
+        try:
+            config.update(json.loads(Path(path).read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            msg = f"Cannot read the config file {path}: {exc}"
+            raise SystemExit(msg) from None
+    return resolve_settings(config).ledger_url
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="target-customergauge-stream-ledger",
+        description="Inspect and resolve the target's delivery ledger.",
+    )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--config",
+        action="append",
+        help="Target config file whose ledger_url or ledger_path to use.",
+    )
+    where.add_argument("--ledger-url", help="SQLAlchemy URL of the ledger.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="List uploads that are pending or in doubt.")
+    show = commands.add_parser(
+        "show", help="Write an in-doubt upload's body to stdout."
+    )
+    show.add_argument("upload_id")
+    resolve = commands.add_parser("resolve", help="Settle an in-doubt upload.")
+    resolve.add_argument("upload_id")
+    outcome = resolve.add_mutually_exclusive_group(required=True)
+    outcome.add_argument(
+        "--delivered",
+        action="store_true",
+        help="CustomerGauge has the records: never send them again.",
+    )
+    outcome.add_argument(
+        "--release",
+        action="store_true",
+        help="CustomerGauge does not have them: a later run may send them.",
+    )
+    forget = commands.add_parser(
+        "forget", help="Forget delivered keys, for a deliberate re-survey."
+    )
+    forget.add_argument("--stream", help="Stream name; required with --key.")
+    forget.add_argument(
+        "--key",
+        help=(
+            "JSON list of the record's key values, in key order, such as "
+            "'[\"a@example.com\"]'."
+        ),
+    )
+    forget.add_argument(
+        "--before",
+        type=datetime.date.fromisoformat,
+        help="Forget every key delivered before this date (YYYY-MM-DD, UTC).",
+    )
+    commands.add_parser("count", help="Count delivered keys per stream.")
+    return parser
+
+
+def _forget(ledger: DeliveryLedger, arguments: argparse.Namespace) -> int:
+    if arguments.key is not None:
+        if not arguments.stream:
+            LOGGER.error("--key needs --stream.")
+            return 2
+        values = json.loads(arguments.key)
+        if not isinstance(values, list):
+            LOGGER.error("--key must be a JSON list of key values.")
+            return 2
+        removed = ledger.forget_key(arguments.stream, values)
+        print(f"Forgot {removed} delivered key(s) of stream '{arguments.stream}'.")
+        return 0
+    if arguments.before is not None:
+        moment = datetime.datetime.combine(
+            arguments.before, datetime.time(), tzinfo=datetime.timezone.utc
+        )
+        removed = ledger.forget_before(moment, arguments.stream)
+        print(f"Forgot {removed} key(s) delivered before {arguments.before}.")
+        return 0
+    LOGGER.error("forget needs --key (with --stream) or --before.")
+    return 2
+
+
+def main(argv: t.Sequence[str] | None = None) -> int:  # noqa: PLR0911
+    """Run the ledger command line."""
+    arguments = _build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    ledger = DeliveryLedger(_ledger_url(arguments))
+    try:
+        if arguments.command == "list":
+            unresolved = ledger.unresolved()
+            for item in unresolved:
+                print(
+                    f"{item.upload_id}  {item.status:<8}  stream '{item.stream}'  "
+                    f"{item.record_count} records  "
+                    f"written {item.created_at:%Y-%m-%d %H:%M:%S}"
+                )
+            if not unresolved:
+                print("No uploads are pending or in doubt.")
+            return 0
+        if arguments.command == "show":
+            matches = [
+                i for i in ledger.unresolved() if i.upload_id == arguments.upload_id
+            ]
+            if not matches or matches[0].body is None:
+                LOGGER.error("No pending or in-doubt upload %s.", arguments.upload_id)
+                return 1
+            sys.stdout.buffer.write(matches[0].body)
+            return 0
+        if arguments.command == "resolve":
+            if arguments.upload_id not in {i.upload_id for i in ledger.unresolved()}:
+                LOGGER.error("No pending or in-doubt upload %s.", arguments.upload_id)
+                return 1
+            if arguments.delivered:
+                ledger.mark_delivered(arguments.upload_id)
+                print(f"Upload {arguments.upload_id} marked delivered.")
+            else:
+                ledger.release(arguments.upload_id)
+                print(f"Upload {arguments.upload_id} released; it may be sent again.")
+            return 0
+        if arguments.command == "forget":
+            return _forget(ledger, arguments)
+        for stream, count in sorted(ledger.delivered_counts().items()):
+            print(f"stream '{stream}': {count} delivered keys")
+        return 0
+    finally:
+        ledger.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
