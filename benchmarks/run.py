@@ -144,13 +144,18 @@ def build_runners(
     bench: Bench, cap_bytes: int, csv_executable: Path | None
 ) -> list[Runner]:
     """Set up the runners of the comparison, each with its config file."""
-    target_config = write_config(
-        bench.work_dir / "target-config.json",
-        {
-            "api_key": bench.sandbox.api_key,
-            "api_url": bench.sandbox.endpoint_url,
-            "max_upload_bytes": cap_bytes,
-        },
+    # The delivery ledger is on by default; its file lives in a folder that
+    # is emptied before each run, so that every run starts from a new ledger.
+    ledger_dir = bench.work_dir / "target-ledger"
+    target_settings = {
+        "api_key": bench.sandbox.api_key,
+        "api_url": bench.sandbox.endpoint_url,
+        "max_upload_bytes": cap_bytes,
+        "ledger_path": str(ledger_dir / "ledger.sqlite"),
+    }
+    target_config = write_config(bench.work_dir / "target-config.json", target_settings)
+    no_ledger_config = write_config(
+        bench.work_dir / "target-no-ledger-config.json", {**target_settings, "dedup": False}
     )
     empty_config = write_config(bench.work_dir / "noop-config.json", {})
     runners = [
@@ -158,6 +163,13 @@ def build_runners(
             "target",
             "target-customergauge-stream",
             [target_executable(), "--config", str(target_config)],
+            uses_sandbox=True,
+            output_dir=ledger_dir,
+        ),
+        Runner(
+            "target-no-ledger",
+            "target, dedup: false",
+            [target_executable(), "--config", str(no_ledger_config)],
             uses_sandbox=True,
         ),
         Runner(

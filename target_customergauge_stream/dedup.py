@@ -6,6 +6,8 @@ import threading
 import typing as t
 from dataclasses import dataclass
 
+from target_customergauge_stream.bloom import DigestBloomFilter
+
 if t.TYPE_CHECKING:
     from target_customergauge_stream.batching import Upload
     from target_customergauge_stream.ledger import DeliveryLedger
@@ -36,6 +38,9 @@ class Deduplicator:
         self.ledger = ledger
         self.resend_changed = resend_changed
         self._lock = threading.Lock()
+        # Per stream, every key the ledger may hold: a key the filter has
+        # never seen needs no database lookup, which is most keys of a sync.
+        self._filters: dict[str, DigestBloomFilter] = {}
         # stream -> key hash -> (record hash, upload holding it)
         self._unwritten: dict[str, dict[str, tuple[str, Upload]]] = {}
 
@@ -57,11 +62,29 @@ class Deduplicator:
 
     def forget_upload(self, upload: Upload) -> None:
         """Drop an upload's keys from memory once the ledger holds them."""
+        bloom = self._filter(upload.stream)
         with self._lock:
             keys = self._unwritten.get(upload.stream, {})
             for key, _ in upload.keys:
+                bloom.add(key)
                 if key in keys and keys[key][1] is upload:
                     del keys[key]
+            if bloom.count > bloom.capacity:
+                # Rebuilt at twice the size from the ledger, which by now
+                # holds this upload's keys too.
+                del self._filters[upload.stream]
+
+    def _filter(self, stream: str) -> DigestBloomFilter:
+        with self._lock:
+            bloom = self._filters.get(stream)
+        if bloom is not None:
+            return bloom
+        existing = list(self.ledger.stream_key_hashes(stream))
+        bloom = DigestBloomFilter(expected=2 * len(existing))
+        for key in existing:
+            bloom.add(key)
+        with self._lock:
+            return self._filters.setdefault(stream, bloom)
 
     def drop_known(self, upload: Upload) -> int:
         """Remove records whose keys the ledger already holds; return how many.
@@ -71,7 +94,11 @@ class Deduplicator:
         """
         if not upload.keys:
             return 0
-        known = self.ledger.known_keys(upload.stream, [key for key, _ in upload.keys])
+        bloom = self._filter(upload.stream)
+        candidates = [key for key, _ in upload.keys if key in bloom]
+        if not candidates:
+            return 0
+        known = self.ledger.known_keys(upload.stream, candidates)
         if not known:
             return 0
         removed = 0

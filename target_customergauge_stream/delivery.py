@@ -64,6 +64,9 @@ class UploadPipeline:
         self._client = client
         self._ledger = ledger
         self._on_written_ahead = on_written_ahead
+        # Only a changed record sent again ('resend_changed') can find its key
+        # in the ledger already; otherwise write-ahead skips removing old rows.
+        self.keys_may_exist = True
         self._on_accepted = on_accepted
         self._queue: queue.Queue[tuple[Upload, bytes] | None] = queue.Queue(maxsize=1)
         self._thread: threading.Thread | None = None
@@ -179,7 +182,7 @@ class UploadPipeline:
             # is sent: a crash from here on leaves the upload in doubt, never
             # forgotten.
             upload.ledger_id = self._ledger.write_ahead(
-                upload.stream, upload.keys, body
+                upload.stream, upload.keys, body, may_exist=self.keys_may_exist
             )
             if self._on_written_ahead is not None:
                 self._on_written_ahead(upload)

@@ -67,9 +67,13 @@ class LedgerError(RuntimeError):
 
 
 def key_hash(values: t.Sequence[t.Any]) -> str:
-    """Hash a record's key values; the same values always give the same hash."""
-    text = json.dumps([str(value) for value in values], ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """Hash a record's key values; the same values always give the same hash.
+
+    Values are joined with the unit separator (U+001F), which XML cannot
+    carry, so that ("a", "bc") and ("ab", "c") never hash alike.
+    """
+    text = "\x1f".join(["" if value is None else str(value) for value in values])
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def record_hash(fragment: bytes) -> str:
@@ -104,6 +108,7 @@ class DeliveryLedger:
             # writer, and the timeout waits out a brief lock instead of failing.
             sa.event.listen(self._engine, "connect", _configure_sqlite)
         self._lock = threading.Lock()
+        self._json_insert = self._engine.dialect.name == "sqlite"
         self._migrate()
 
     def _migrate(self) -> None:
@@ -153,9 +158,22 @@ class DeliveryLedger:
         return found
 
     def write_ahead(
-        self, stream: str, keys: t.Sequence[tuple[str, str]], body: bytes
+        self,
+        stream: str,
+        keys: t.Sequence[tuple[str, str]],
+        body: bytes,
+        *,
+        may_exist: bool = True,
     ) -> str:
-        """Commit an upload's keys and body as pending; return its upload id."""
+        """Commit an upload's keys and body as pending; return its upload id.
+
+        Args:
+            stream: Stream of the records.
+            keys: (key hash, record hash) of each record.
+            body: The exact request body.
+            may_exist: Some keys may already be in the ledger (a changed
+                record sent again); False skips the removal of old rows.
+        """
         upload_id = uuid.uuid4().hex
         now = _now()
         with self._lock, self._engine.begin() as connection:
@@ -170,27 +188,63 @@ class DeliveryLedger:
                     updated_at=now,
                 )
             )
-            connection.execute(
-                sa.delete(_KEYS).where(
-                    _KEYS.c.stream == stream,
-                    _KEYS.c.key_hash.in_([key for key, _ in keys]),
+            if may_exist:
+                connection.execute(
+                    sa.delete(_KEYS).where(
+                        _KEYS.c.stream == stream,
+                        _KEYS.c.key_hash.in_([key for key, _ in keys]),
+                    )
                 )
-            )
-            connection.execute(
-                sa.insert(_KEYS),
-                [
-                    {
-                        "stream": stream,
-                        "key_hash": key,
-                        "record_hash": digest,
-                        "status": PENDING,
-                        "upload_id": upload_id,
-                        "updated_at": now,
-                    }
-                    for key, digest in keys
-                ],
-            )
+            if not (
+                self._json_insert
+                and self._insert_keys_as_json(connection, stream, keys, upload_id, now)
+            ):
+                connection.execute(
+                    sa.insert(_KEYS),
+                    [
+                        {
+                            "stream": stream,
+                            "key_hash": key,
+                            "record_hash": digest,
+                            "status": PENDING,
+                            "upload_id": upload_id,
+                            "updated_at": now,
+                        }
+                        for key, digest in keys
+                    ],
+                )
         return upload_id
+
+    def _insert_keys_as_json(
+        self,
+        connection: sa.Connection,
+        stream: str,
+        keys: t.Sequence[tuple[str, str]],
+        upload_id: str,
+        now: datetime.datetime,
+    ) -> bool:
+        """Insert an upload's keys in one SQLite statement; False if unsupported.
+
+        An executemany makes SQLite release the GIL at every row, and this
+        thread then waits each time for the busy reading thread: 2,000 keys
+        took about 100 ms that way, against a few ms as one INSERT ... SELECT
+        over json_each (SQLite 3.38 and newer have it built in).
+        """
+        # SQLAlchemy stores DateTime in SQLite as this text, in UTC.
+        stamp = now.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+        try:
+            with connection.begin_nested():
+                connection.exec_driver_sql(
+                    "INSERT INTO ledger_keys "
+                    "(stream, key_hash, record_hash, status, upload_id, updated_at) "
+                    "SELECT ?, json_extract(value, '$[0]'), "
+                    "json_extract(value, '$[1]'), ?, ?, ? FROM json_each(?)",
+                    (stream, PENDING, upload_id, stamp, json.dumps(keys)),
+                )
+        except sa.exc.OperationalError:
+            self._json_insert = False
+            return False
+        return True
 
     def mark_delivered(self, upload_id: str) -> None:
         """Record that CustomerGauge accepted an upload, and drop its spooled body."""
@@ -268,6 +322,15 @@ class DeliveryLedger:
         with self._lock, self._engine.begin() as connection:
             result = connection.execute(sa.delete(_KEYS).where(condition))
         return int(result.rowcount or 0)
+
+    def stream_key_hashes(self, stream: str) -> t.Iterator[str]:
+        """Yield every key hash the ledger holds for a stream, in any status."""
+        with self._engine.connect() as connection:
+            result = connection.execution_options(yield_per=10_000).execute(
+                sa.select(_KEYS.c.key_hash).where(_KEYS.c.stream == stream)
+            )
+            for (key,) in result:
+                yield str(key)
 
     def delivered_counts(self) -> dict[str, int]:
         """Count delivered keys per stream."""

@@ -40,6 +40,9 @@ if t.TYPE_CHECKING:
     from target_customergauge_stream.client import DeliveryReport
 
 
+SWITCH_INTERVAL_SECONDS = 0.0005
+
+
 class TargetCustomerGaugeStream(Target):
     """Singer target that uploads records to CustomerGauge's Stream API."""
 
@@ -68,6 +71,12 @@ class TargetCustomerGaugeStream(Target):
         # Uploads go out one at a time in input order, so sinks never drain
         # in parallel.
         self.max_parallelism = 1
+        # The upload thread blocks on the network and the ledger many times
+        # per upload and must win the GIL back from the busy reading thread
+        # each time; with CPython's default 5 ms interval those waits made a
+        # 100,000-record run with the ledger about 25% slower (measured with
+        # benchmarks/run.py on a 2-core machine).
+        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         self.settings = resolve_settings(self.config)
         self.progress = RunProgress(self.logger)
         # A dry run never moves a bookmark: STATE is computed but not written.
@@ -112,6 +121,7 @@ class TargetCustomerGaugeStream(Target):
             ledger=writing_ledger,
             on_written_ahead=self.dedup.forget_upload if self.dedup else None,
         )
+        self.pipeline.keys_may_exist = self.settings.resend_changed
         self.failed_store = FailedUploadStore(self.settings.failed_uploads_dir)
         reader = t.cast("CountingSingerReader", self.message_reader)
         reader.before_failure = self._deliver_before_failure

@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RUN_SCRIPT = ROOT / "benchmarks" / "run.py"
 RUNNER_LABELS = {
     "target": "target-customergauge-stream",
+    "target-no-ledger": "target, dedup: false",
     "noop": "no-op SDK target",
     "raw": "raw lxml loop",
 }

@@ -173,7 +173,7 @@ def test_secrets_are_sensitive(
     sensitive = {
         setting["name"] for setting in plugin["settings"] if setting.get("sensitive")
     }
-    assert secrets == {"api_key", "client_secret"}
+    assert secrets == {"api_key", "client_secret", "ledger_url"}
     assert sensitive == secrets
 
 
