@@ -76,6 +76,7 @@ def test_meltano_demo_dry_run_then_real_run(tmp_path: Path) -> None:
         "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
         "TARGET_CUSTOMERGAUGE_STREAM_REJECTS_PATH": str(tmp_path / "rejects.jsonl"),
         "TARGET_CUSTOMERGAUGE_STREAM_DRY_RUN_DIR": str(tmp_path / "dry-run"),
+        "TARGET_CUSTOMERGAUGE_STREAM_LEDGER_PATH": str(tmp_path / "ledger.sqlite"),
     }
     with Sandbox(
         api_key=TEST_API_KEY, store_dir=tmp_path / "uploads", required_fields=["Email"]
