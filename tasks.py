@@ -129,8 +129,11 @@ def demo() -> None:
 
 
 def test(pytest_arguments: list[str]) -> None:
-    """Install the test dependencies and run pytest."""
+    """Install the test dependencies, run the linters, then pytest."""
     ensure_venv("test")
+    _run(BIN / "python", "-m", "ruff", "check", ".")
+    _run(BIN / "python", "-m", "ruff", "format", "--check", ".")
+    _run(BIN / "python", "-m", "mypy", "target_customergauge_stream")
     _run(BIN / "python", "-m", "pytest", *pytest_arguments)
 
 

@@ -155,7 +155,8 @@ def build_runners(
     }
     target_config = write_config(bench.work_dir / "target-config.json", target_settings)
     no_ledger_config = write_config(
-        bench.work_dir / "target-no-ledger-config.json", {**target_settings, "dedup": False}
+        bench.work_dir / "target-no-ledger-config.json",
+        {**target_settings, "dedup": False},
     )
     empty_config = write_config(bench.work_dir / "noop-config.json", {})
     runners = [
@@ -535,7 +536,10 @@ def latency(arguments: argparse.Namespace, bench: Bench) -> dict[str, t.Any]:
         arguments.seed,
         variable_sizes=False,
     )
-    runners = build_runners(bench, arguments.cap_bytes, None)[:2]
+    by_key = {
+        runner.key: runner for runner in build_runners(bench, arguments.cap_bytes, None)
+    }
+    runners = [by_key["target"], by_key["noop"]]
     results = run_rounds(
         bench, [(runner, orders) for runner in runners], arguments.runs
     )
