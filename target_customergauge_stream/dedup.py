@@ -79,9 +79,10 @@ class Deduplicator:
             bloom = self._filters.get(stream)
         if bloom is not None:
             return bloom
-        existing = list(self.ledger.stream_key_hashes(stream))
-        bloom = DigestBloomFilter(expected=2 * len(existing))
-        for key in existing:
+        # Streamed from the database, never held as a list: a stream can have
+        # millions of keys.
+        bloom = DigestBloomFilter(expected=2 * self.ledger.key_count(stream))
+        for key in self.ledger.stream_key_hashes(stream):
             bloom.add(key)
         with self._lock:
             return self._filters.setdefault(stream, bloom)

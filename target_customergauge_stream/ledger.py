@@ -323,6 +323,15 @@ class DeliveryLedger:
             result = connection.execute(sa.delete(_KEYS).where(condition))
         return int(result.rowcount or 0)
 
+    def key_count(self, stream: str) -> int:
+        """Count the keys of a stream, in any status."""
+        with self._engine.connect() as connection:
+            return int(
+                connection.execute(
+                    sa.select(sa.func.count()).where(_KEYS.c.stream == stream)
+                ).scalar_one()
+            )
+
     def stream_key_hashes(self, stream: str) -> t.Iterator[str]:
         """Yield every key hash the ledger holds for a stream, in any status."""
         with self._engine.connect() as connection:
