@@ -18,12 +18,15 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import logging
 import threading
 import typing as t
 import uuid
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+
+LOGGER = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 PENDING = "pending"
@@ -122,6 +125,13 @@ class DeliveryLedger:
                     sa.insert(_META).values(
                         name="schema_version", value=str(SCHEMA_VERSION)
                     )
+                )
+                # Said once, so that a run in the wrong folder, which finds no
+                # ledger and so skips nothing, can be noticed.
+                LOGGER.warning(
+                    "Started a new, empty delivery ledger at %s. Records that "
+                    "runs with another ledger delivered are not known to it.",
+                    self.describe(),
                 )
             elif int(row[0]) > SCHEMA_VERSION:
                 msg = (

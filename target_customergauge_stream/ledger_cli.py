@@ -91,9 +91,15 @@ def _forget(ledger: DeliveryLedger, arguments: argparse.Namespace) -> int:
         if not arguments.stream:
             LOGGER.error("--key needs --stream.")
             return 2
-        values = json.loads(arguments.key)
+        try:
+            values = json.loads(arguments.key)
+        except ValueError:
+            values = None
         if not isinstance(values, list):
-            LOGGER.error("--key must be a JSON list of key values.")
+            LOGGER.error(
+                "--key must be a JSON list of the key values, such as "
+                "'[\"a@example.com\"]' or '[\"1042\"]'."
+            )
             return 2
         removed = ledger.forget_key(arguments.stream, values)
         print(f"Forgot {removed} delivered key(s) of stream '{arguments.stream}'.")

@@ -55,8 +55,14 @@ class RunProgress:
     SDK's structured (JSON) logging shows them as fields.
     """
 
-    def __init__(self, logger: logging.Logger) -> None:
+    def __init__(self, logger: logging.Logger, *, dry_run: bool = False) -> None:
         self._logger = logger
+        # In a dry run nothing reaches CustomerGauge: the lines say "written".
+        self._verb = "Wrote (dry run)" if dry_run else "Uploaded"
+        self._destination = "written by the dry run" if dry_run else "accepted"
+        self._run_outcome = (
+            "written by the dry run" if dry_run else "accepted by CustomerGauge"
+        )
         self._streams: dict[str, StreamProgress] = {}
         self._lock = threading.Lock()
         self._started = time.monotonic()
@@ -79,14 +85,16 @@ class RunProgress:
             self.records_accepted += upload.record_count
             total = self.records_accepted
         self._logger.info(
-            "Uploaded %d records (%d bytes) of stream '%s' in %.2f s: upload %d, "
-            "%d records accepted so far.",
+            "%s %d records (%d bytes) of stream '%s' in %.2f s: upload %d, "
+            "%d records %s so far.",
+            self._verb,
             upload.record_count,
             upload.size,
             upload.stream,
             report.seconds,
             upload.sequence,
             total,
+            self._destination,
             extra={
                 "stream_name": upload.stream,
                 "upload": upload.sequence,
@@ -137,8 +145,9 @@ class RunProgress:
                     extra={"stream_name": name},
                 )
         self._logger.info(
-            "Run finished in %.1f s: %d records accepted by CustomerGauge.",
+            "Run finished in %.1f s: %d records %s.",
             elapsed,
             sum(fields["uploaded"] for fields in streams.values()),
+            self._run_outcome,
             extra={"seconds": round(elapsed, 3)},
         )

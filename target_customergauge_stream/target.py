@@ -78,7 +78,7 @@ class TargetCustomerGaugeStream(Target):
         # benchmarks/run.py on a 2-core machine).
         sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         self.settings = resolve_settings(self.config)
-        self.progress = RunProgress(self.logger)
+        self.progress = RunProgress(self.logger, dry_run=self.settings.dry_run)
         # A dry run never moves a bookmark: STATE is computed but not written.
         self.checkpoints = StateCheckpoints(
             write=_discard_state if self.settings.dry_run else None
@@ -289,10 +289,11 @@ class TargetCustomerGaugeStream(Target):
             return
         self.logger.error(
             "Saved %d undelivered uploads (%d records) to '%s'. To recover, re-run "
-            "the sync from its last STATE, which reads those records again. Only "
-            "when that is not possible, send the saved uploads with "
-            "'target-customergauge-stream-replay'. Doing both uploads the same "
-            "records twice.",
+            "the sync from its last STATE, which reads those records again; "
+            "resolve any upload in doubt first (target-customergauge-stream-ledger "
+            "list). Only when a re-run is not possible, send the saved uploads "
+            "with 'target-customergauge-stream-replay'. With 'dedup: false', "
+            "doing both uploads the same records twice.",
             len(saved),
             sum(count for count, _ in saved.values()),
             self.failed_store.folder,
