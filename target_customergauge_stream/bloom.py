@@ -26,7 +26,7 @@ class DigestBloomFilter:
 
     @property
     def capacity(self) -> int:
-        """Number of digests the filter holds at about 1% false positives."""
+        """Number of digests the filter takes at about 1% false positives."""
         return self._size_bits // _BITS_PER_KEY
 
     def _positions(self, digest: str) -> t.Iterator[int]:

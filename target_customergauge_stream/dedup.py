@@ -15,7 +15,7 @@ if t.TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Decision:
-    """What to do with one record: add it, skip it, or replace an earlier one."""
+    """Decision on one record: add it, skip it, or replace an earlier one."""
 
     add: bool
     replaces: Upload | None = None
@@ -61,7 +61,7 @@ class Deduplicator:
             self._unwritten.setdefault(stream, {})[key] = (digest, upload)
 
     def forget_upload(self, upload: Upload) -> None:
-        """Drop an upload's keys from memory once the ledger holds them."""
+        """Drop an upload's keys from memory once the ledger contains them."""
         bloom = self._filter(upload.stream)
         with self._lock:
             keys = self._unwritten.get(upload.stream, {})
@@ -71,7 +71,7 @@ class Deduplicator:
                     del keys[key]
             if bloom.count > bloom.capacity:
                 # Rebuilt at twice the size from the ledger, which by now
-                # holds this upload's keys too.
+                # contains this upload's keys too.
                 del self._filters[upload.stream]
 
     def _filter(self, stream: str) -> DigestBloomFilter:
@@ -88,7 +88,7 @@ class Deduplicator:
             return self._filters.setdefault(stream, bloom)
 
     def drop_known(self, upload: Upload) -> int:
-        """Remove records whose keys the ledger already holds; return how many.
+        """Remove records whose keys the ledger already contains; return how many.
 
         A key delivered, pending or in doubt is skipped. With
         `resend_changed`, a delivered key whose record changed is kept.

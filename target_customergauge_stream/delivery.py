@@ -24,7 +24,7 @@ NOT_SENT_REASON = "not sent because an earlier upload failed or the run was stop
 
 
 class UploadSender(t.Protocol):
-    """What the pipeline needs of a client: the API client, or a dry run."""
+    """Interface that the pipeline uses: the API client, or a dry run's stand-in."""
 
     stop_requested: threading_types.Event
 

@@ -7,8 +7,8 @@ example PostgreSQL), so that throwaway CI runners and several runners can
 share it.
 
 Every upload is written ahead: its keys and exact body are committed as
-"pending" before the POST. Acceptance makes them "delivered"; a definite
-failure removes them; an ambiguous failure (a timeout after the body was
+"pending" before the POST. Acceptance makes them "delivered", and a definite
+failure removes them. An ambiguous failure (a timeout after the body was
 sent, a connection dropped mid-response) makes them "in doubt", to be
 resolved before the next run sends anything.
 """

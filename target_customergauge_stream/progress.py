@@ -17,7 +17,7 @@ if t.TYPE_CHECKING:
 
 @dataclass
 class StreamProgress:
-    """What happened to one stream's records so far in this run.
+    """Counts of one stream's records so far in this run.
 
     Attributes:
         received: Records read for the stream.
@@ -57,7 +57,8 @@ class RunProgress:
 
     def __init__(self, logger: logging.Logger, *, dry_run: bool = False) -> None:
         self._logger = logger
-        # In a dry run nothing reaches CustomerGauge: the lines say "written".
+        # In a dry run nothing reaches CustomerGauge, so the log lines read
+        # "written" instead of "accepted".
         self._verb = "Wrote (dry run)" if dry_run else "Uploaded"
         self._destination = "written by the dry run" if dry_run else "accepted"
         self._run_outcome = (

@@ -72,10 +72,10 @@ class TargetCustomerGaugeStream(Target):
         # in parallel.
         self.max_parallelism = 1
         # The upload thread blocks on the network and the ledger many times
-        # per upload and must win the GIL back from the busy reading thread
-        # each time; with CPython's default 5 ms interval those waits made a
-        # 100,000-record run with the ledger about 25% slower (measured with
-        # benchmarks/run.py on a 2-core machine).
+        # per upload, and each time it must win the GIL back from the busy
+        # reading thread. With CPython's default 5 ms interval those waits
+        # made a 100,000-record run with the ledger about 25% slower
+        # (measured with benchmarks/run.py on a 2-core machine).
         sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         self.settings = resolve_settings(self.config)
         self.progress = RunProgress(self.logger, dry_run=self.settings.dry_run)
@@ -175,7 +175,7 @@ class TargetCustomerGaugeStream(Target):
             self.logger.info("%s was sent again and is now delivered.", label)
 
     def submit_upload(self, upload: Upload) -> None:
-        """Drop records the ledger knows, then send what is left of an upload."""
+        """Drop records already in the ledger, then send what is left of an upload."""
         if self.dedup is not None:
             skipped = self.dedup.drop_known(upload)
             if skipped:

@@ -72,7 +72,7 @@ class StoredUpload:
 
 
 class StoreNotEmptyError(RuntimeError):
-    """The store folder already holds uploads from an earlier sandbox run."""
+    """The store folder already contains uploads from an earlier sandbox run."""
 
 
 class SandboxState:
@@ -435,7 +435,7 @@ class SandboxHandler(http.server.BaseHTTPRequestHandler):
 
 
 class SandboxHTTPServer(http.server.ThreadingHTTPServer):
-    """HTTP server that holds the sandbox's options, faults and state."""
+    """HTTP server that carries the sandbox's options, faults and state."""
 
     daemon_threads = True
 
