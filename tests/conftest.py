@@ -84,6 +84,23 @@ def run_target(
     return TargetRun(completed.returncode, states, completed.stderr)
 
 
+def run_replay(config_path: Path) -> subprocess.CompletedProcess[str]:
+    """Run target-customergauge-stream-replay with a config file."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "target_customergauge_stream.replay",
+            "--config",
+            str(config_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def schema_message(
     stream: str, properties: dict[str, t.Any], key_properties: list[str] | None = None
 ) -> dict[str, t.Any]:

@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from tests.conftest import (
     TARGET_COMMAND,
     TEST_API_KEY,
     record_message,
+    run_replay,
     run_target,
     schema_message,
     state_message,
@@ -182,19 +182,7 @@ def test_replay_delivers_saved_uploads(sandbox: Sandbox, tmp_path) -> None:
     assert first.returncode != 0
     assert len(list(failed_dir.glob("*.xml"))) == 2
 
-    replay = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "target_customergauge_stream.replay",
-            "--config",
-            str(tmp_path / "config.json"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    replay = run_replay(tmp_path / "config.json")
 
     assert replay.returncode == 0, replay.stderr
     assert emails(sandbox) == [f"c{index}@example.com" for index in (1, 2, 3, 4)]
@@ -210,19 +198,7 @@ def test_replay_stops_at_first_failure(sandbox: Sandbox, tmp_path) -> None:
     run_target(config, numbered_messages(1, 4, 2), tmp_path)
     sandbox.faults.script = ["401"]
 
-    replay = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "target_customergauge_stream.replay",
-            "--config",
-            str(tmp_path / "config.json"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    replay = run_replay(tmp_path / "config.json")
 
     assert replay.returncode == 1
     assert len(list(failed_dir.glob("*.xml"))) == 2
@@ -442,19 +418,7 @@ def test_replay_refuses_changed_body(sandbox: Sandbox, tmp_path) -> None:
     (body,) = failed_dir.glob("*.xml")
     body.write_bytes(body.read_bytes().replace(b"c1@", b"c9@"))
 
-    replay = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "target_customergauge_stream.replay",
-            "--config",
-            str(tmp_path / "config.json"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    replay = run_replay(tmp_path / "config.json")
 
     assert replay.returncode == 1
     assert "does not match the SHA-256" in replay.stderr

@@ -21,6 +21,7 @@ from tests.conftest import (
     TARGET_COMMAND,
     TEST_API_KEY,
     record_message,
+    run_replay,
     run_target,
     schema_message,
     state_message,
@@ -287,19 +288,7 @@ def test_replay_skips_records_delivered_by_rerun(sandbox: Sandbox, tmp_path) -> 
     rerun = run_target(config, orders(1, 2), tmp_path)
     assert rerun.returncode == 0, rerun.stderr
 
-    replay = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "target_customergauge_stream.replay",
-            "--config",
-            str(tmp_path / "config.json"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    replay = run_replay(tmp_path / "config.json")
 
     assert replay.returncode == 0, replay.stderr
     assert emails(sandbox) == ["c1@example.com", "c2@example.com", "c3@example.com"]
