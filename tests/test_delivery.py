@@ -6,7 +6,9 @@ import datetime
 import itertools
 import json
 import os
+import shutil
 import signal
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -424,3 +426,62 @@ def test_replay_refuses_changed_body(sandbox: Sandbox, tmp_path) -> None:
     assert "does not match the SHA-256" in replay.stderr
     assert sandbox.records() == []
     assert body.exists()
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """Make a throwaway certificate for 127.0.0.1 with the openssl command."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the openssl command is not installed, so no test certificate")
+    key, certificate = folder / "key.pem", folder / "certificate.pem"
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(certificate),
+        ],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    return key, certificate
+
+
+def test_tls_failure_is_fatal_and_ca_bundle_fixes_it(tmp_path) -> None:
+    key, certificate = self_signed_certificate(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificate, key)
+    sandbox = Sandbox(api_key=TEST_API_KEY)
+    sandbox.server.socket = context.wrap_socket(sandbox.server.socket, server_side=True)
+    with sandbox:
+        https_url = sandbox.endpoint_url().replace("http://", "https://")
+        config = target_config(sandbox, api_url=https_url)
+
+        untrusted = run_target(config, numbered_messages(1, 2, 2), tmp_path)
+        trusted = run_target(
+            {**config, "ca_bundle": str(certificate)},
+            numbered_messages(1, 2, 2),
+            tmp_path,
+        )
+
+    assert untrusted.returncode != 0
+    assert "TLS certificate verification failed" in untrusted.stderr
+    assert "ca_bundle" in untrusted.stderr
+    assert "retrying" not in untrusted.stderr
+    assert untrusted.states == []
+    assert trusted.returncode == 0, trusted.stderr
+    assert emails(sandbox) == ["c1@example.com", "c2@example.com"]
+    assert trusted.states == [{"orders": 2}]
