@@ -83,11 +83,11 @@ class CustomerGaugeStreamSink(Sink):
             self._record_check is not None and self._record_check.is_default
         )
         self._encode = self.encoder.encode
-        self._dedup = target.dedup
+        self._dedup = target.delivery.dedup
         self._key_properties_for_dedup = self._dedup_key_properties()
-        self._add_to_packer = target.packer.add
+        self._add_to_packer = target.delivery.packer.add
         self._reader = t.cast("CountingSingerReader", target.message_reader)
-        self._progress = target.progress.stream(stream_name)
+        self._progress = target.delivery.progress.stream(stream_name)
         for property_name, element_name in self.encoder.renamed_fields.items():
             self.logger.info(
                 "Property '%s' of stream '%s' is written as the field <%s>.",
@@ -153,12 +153,12 @@ class CustomerGaugeStreamSink(Sink):
     @property
     @override
     def current_size(self) -> int:
-        return self._delivery_target.packer.count(self.stream_name)
+        return self._delivery_target.delivery.packer.count(self.stream_name)
 
     @property
     @override
     def is_full(self) -> bool:
-        return self._delivery_target.packer.has_closed(self.stream_name)
+        return self._delivery_target.delivery.packer.has_closed(self.stream_name)
 
     @override
     def process_record(
@@ -251,7 +251,7 @@ class CustomerGaugeStreamSink(Sink):
                 f"such records aside in 'rejects_path'."
             )
             raise InvalidRecord(msg, record)
-        self._delivery_target.rejects.write(
+        self._delivery_target.delivery.rejects.write(
             self.stream_name, self._delivery_target.input_line, problems, record
         )
         self._progress.rejected += 1
@@ -259,13 +259,13 @@ class CustomerGaugeStreamSink(Sink):
 
     @override
     def process_batch(self, context: dict[str, t.Any]) -> None:
-        packer = self._delivery_target.packer
+        packer = self._delivery_target.delivery.packer
         if not packer.has_closed(self.stream_name):
             packer.close(self.stream_name)
         # Each upload leaves the packer only once the pipeline holds it, so a
         # signal between the two steps cannot lose it.
         while (upload := packer.peek_closed(self.stream_name)) is not None:
-            self._delivery_target.submit_upload(upload)
+            self._delivery_target.delivery.submit_upload(upload)
             packer.discard_closed(upload)
 
     @override
