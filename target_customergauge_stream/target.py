@@ -63,8 +63,8 @@ class TargetCustomerGaugeStream(Target):
         # The upload thread blocks on the network and the ledger many times
         # per upload, and each time it must win the GIL back from the busy
         # reading thread. With CPython's default 5 ms interval those waits
-        # made a 100,000-record run with the ledger about 25% slower
-        # (measured with benchmarks/run.py on a 2-core machine).
+        # made a 100,000-record run with the ledger 17% to 29% slower (two
+        # measurements on the benchmark input, on a 2-core machine).
         sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         self.settings = resolve_settings(self.config)
         self.delivery = DeliveryCoordinator(
