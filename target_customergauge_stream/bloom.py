@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import typing as t
-
-# 7 probes at 10 bits per key give about 1% false positives
-# (https://en.wikipedia.org/wiki/Bloom_filter#Probability_of_false_positives).
-_PROBES = 7
+# 4 probes at 10 bits per key give about 1.2% false positives
+# (https://en.wikipedia.org/wiki/Bloom_filter#Probability_of_false_positives);
+# 7 probes would give 0.8% at almost twice the cost per key.
+_PROBES = 4
 _BITS_PER_KEY = 10
 _MIN_BITS = 1 << 20
 
@@ -15,8 +14,8 @@ class DigestBloomFilter:
     """Tell, for a SHA-256 hex digest, "certainly not added" or "maybe added".
 
     The digest is already uniformly random, so its first 32 hex digits give
-    the two base hashes of double hashing. The filter grows by doubling; it
-    is then rebuilt from a fresh list of digests that the caller provides.
+    the two base hashes of double hashing. The filter does not grow: the
+    caller replaces it once `count` passes `capacity`.
     """
 
     def __init__(self, expected: int = 0) -> None:
@@ -29,25 +28,26 @@ class DigestBloomFilter:
         """Number of digests the filter takes at about 1% false positives."""
         return self._size_bits // _BITS_PER_KEY
 
-    def _positions(self, digest: str) -> t.Iterator[int]:
+    def add(self, digest: str) -> None:
+        """Add one digest."""
         first = int(digest[:16], 16)
         step = int(digest[16:32], 16) | 1
         size = self._size_bits
-        for probe in range(_PROBES):
-            yield (first + probe * step) % size
-
-    def add(self, digest: str) -> None:
-        """Add one digest."""
         bits = self._bits
-        for position in self._positions(digest):
+        for probe in range(_PROBES):
+            position = (first + probe * step) % size
             bits[position >> 3] |= 1 << (position & 7)
         self.count += 1
 
     def __contains__(self, digest: object) -> bool:
         if not isinstance(digest, str):
             return False
+        first = int(digest[:16], 16)
+        step = int(digest[16:32], 16) | 1
+        size = self._size_bits
         bits = self._bits
-        return all(
-            bits[position >> 3] & (1 << (position & 7))
-            for position in self._positions(digest)
-        )
+        for probe in range(_PROBES):
+            position = (first + probe * step) % size
+            if not bits[position >> 3] & (1 << (position & 7)):
+                return False
+        return True
