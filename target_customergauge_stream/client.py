@@ -52,7 +52,7 @@ class UploadFailedError(RuntimeError):
 
 @dataclass(frozen=True)
 class DeliveryReport:
-    """How one upload ended.
+    """Outcome of one upload.
 
     Attributes:
         outcome: Accepted or already accepted; failures raise instead.
@@ -168,7 +168,7 @@ class StreamApiClient:
             label: Words that identify the upload in log lines and errors.
 
         Returns:
-            How the upload ended.
+            The upload's outcome.
 
         Raises:
             UploadFailedError: If the upload was not accepted.

@@ -35,7 +35,7 @@ class DryRunClient:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """Values that must never appear in a log line; a dry run holds none."""
+        """Values that must never appear in a log line; a dry run has none."""
         return ()
 
     def send(self, body: bytes, label: str) -> DeliveryReport:

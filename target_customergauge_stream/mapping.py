@@ -15,6 +15,8 @@ from pathlib import Path
 from lxml import etree
 from singer_sdk import typing as th
 
+from target_customergauge_stream.safe_xml import safe_parser
+
 DEFAULT_DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 DEFAULT_DATE_FORMAT = "%Y-%m-%d"
 
@@ -27,10 +29,6 @@ DEFAULT_RECORD_SCHEMA: dict[str, t.Any] = {
     "required": ["Email"],
     "properties": {"Email": {"type": "string", "pattern": EMAIL_PATTERN}},
 }
-
-_SAFE_PARSER = etree.XMLParser(
-    resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
-)
 
 # Settings that `streams.<name>` may override, with their JSON schema types.
 _SHAPING_PROPERTIES: list[th.Property[t.Any]] = [
@@ -205,7 +203,7 @@ class MappingConfigError(ValueError):
 
 @dataclass(frozen=True)
 class StreamShaping:
-    """How one stream's records are mapped, formatted and checked.
+    """Mapping, formats and checks for one stream's records.
 
     Attributes:
         field_mapping: Singer property name to CustomerGauge field name.
@@ -248,7 +246,7 @@ def read_structure_file(path: Path) -> tuple[str, ...]:
         MappingConfigError: If the file cannot be read or has no fields.
     """
     try:
-        root = etree.parse(str(path), parser=_SAFE_PARSER).getroot()
+        root = etree.parse(str(path), parser=safe_parser()).getroot()
     except (OSError, etree.XMLSyntaxError) as exc:
         msg = (
             f"Setting 'data_structure_file': cannot read {str(path)!r} as XML ({exc})."

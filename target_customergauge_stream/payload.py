@@ -188,7 +188,7 @@ def to_compact_json(value: t.Any) -> str:  # noqa: ANN401, PLR0911
 
 @dataclass(frozen=True)
 class FieldLayout:
-    """How one schema property is written: its element name, tags and format."""
+    """Layout of one schema property in XML: its element name, tags and format."""
 
     property_name: str
     element_name: str

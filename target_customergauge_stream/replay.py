@@ -25,10 +25,10 @@ from target_customergauge_stream.client import StreamApiClient, UploadFailedErro
 from target_customergauge_stream.failed_store import FailedUploadStore
 from target_customergauge_stream.ledger import DeliveryLedger
 from target_customergauge_stream.payload import build_body
+from target_customergauge_stream.safe_xml import safe_parser
 from target_customergauge_stream.settings import resolve_settings, validate_config
 
 LOGGER = logging.getLogger("target-customergauge-stream-replay")
-_SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 
 
 def _load_config(paths: list[Path]) -> dict[str, t.Any]:
@@ -59,7 +59,7 @@ def without_known_records(
     Records are serialised by lxml exactly as the target wrote them, so a
     body from which nothing is removed comes out byte-identical.
     """
-    root = etree.fromstring(body, parser=_SAFE_PARSER)
+    root = etree.fromstring(body, parser=safe_parser())
     kept_fragments: list[bytes] = []
     kept_keys: list[tuple[str, str]] = []
     for element, pair in zip(root, keys, strict=True):

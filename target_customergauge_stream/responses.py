@@ -15,19 +15,17 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from target_customergauge_stream.safe_xml import safe_parser
+
 # "This upload has already been processed", seen on CustomerGauge's sibling
 # File upload API. The same upload arriving twice is a success, not an error.
 ALREADY_PROCESSED_CODE = 400103
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 BODY_EXCERPT_CHARS = 500
 
-_SAFE_PARSER = etree.XMLParser(
-    resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
-)
-
 
 class Outcome(enum.Enum):
-    """What an upload's response means for the records in it."""
+    """Meaning of an upload's response for the records in it."""
 
     ACCEPTED = "accepted"
     ALREADY_ACCEPTED = "already accepted"
@@ -85,7 +83,7 @@ def _read_xml(body: bytes) -> ResponseBody:
     # NOTE: CustomerGauge documents the XML error shape but not the XML success
     # shape; this accepts <Data>true</Data> as the root or as a child of it.
     try:
-        root = etree.fromstring(body, parser=_SAFE_PARSER)
+        root = etree.fromstring(body, parser=safe_parser())
     except etree.XMLSyntaxError:
         return UNREADABLE
     if root is None:

@@ -189,7 +189,7 @@ class CustomerGaugeStreamSink(Sink):
         self._add(record, fragment)
 
     def _add(self, record: dict[str, t.Any], fragment: bytes) -> None:
-        """Hand an encoded record to the packer, unless the ledger says skip it."""
+        """Hand an encoded record to the packer, unless the ledger calls for a skip."""
         dedup = self._dedup
         if dedup is None:
             self._add_to_packer(self.stream_name, fragment, self._reader.line_number)
@@ -239,7 +239,7 @@ class CustomerGaugeStreamSink(Sink):
         return self._record_check.problems(mapped)
 
     def _reject(self, record: dict[str, t.Any], problems: list[str]) -> None:
-        """Set an invalid record aside, or stop the run, as 'invalid_records' says.
+        """Set an invalid record aside, or stop the run, as 'invalid_records' sets.
 
         Raises:
             InvalidRecord: If invalid records stop the run.
@@ -262,7 +262,7 @@ class CustomerGaugeStreamSink(Sink):
         packer = self._delivery_target.delivery.packer
         if not packer.has_closed(self.stream_name):
             packer.close(self.stream_name)
-        # Each upload leaves the packer only once the pipeline holds it, so a
+        # Each upload leaves the packer only once the pipeline has it, so a
         # signal between the two steps cannot lose it.
         while (upload := packer.peek_closed(self.stream_name)) is not None:
             self._delivery_target.delivery.submit_upload(upload)

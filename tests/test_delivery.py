@@ -460,7 +460,7 @@ def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
     return key, certificate
 
 
-def test_tls_failure_is_fatal_and_ca_bundle_fixes_it(tmp_path) -> None:
+def test_tls_error_fatal_until_ca_bundle(tmp_path) -> None:
     key, certificate = self_signed_certificate(tmp_path)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(certificate, key)

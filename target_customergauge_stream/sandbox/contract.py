@@ -7,6 +7,8 @@ import typing as t
 
 from lxml import etree
 
+from target_customergauge_stream.safe_xml import safe_parser
+
 API_PATH = "/v4.1/stream/transactional"
 TOKEN_PATH = "/oauth2/token"  # noqa: S105
 MAX_BODY_BYTES = 2_000_000
@@ -19,10 +21,6 @@ INVALID_ARGUMENTS = 300001
 REQUIRED_FIELD_MISSING = 300004
 FAILED_TO_INSERT = 400003
 ALREADY_PROCESSED = 400103
-
-_PARSER = etree.XMLParser(
-    resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
-)
 
 
 class RejectedUpload(Exception):
@@ -53,7 +51,7 @@ def check_upload(body: bytes, required_fields: t.Sequence[str] = ()) -> int:
             f"Upload is {len(body)} bytes; at most {MAX_BODY_BYTES} bytes are allowed",
         )
     try:
-        root = etree.fromstring(body, parser=_PARSER)
+        root = etree.fromstring(body, parser=safe_parser())
     except etree.XMLSyntaxError as exc:
         raise RejectedUpload(400, INVALID_ARGUMENTS, f"Invalid XML: {exc}") from None
     if root.tag != "records":
@@ -89,7 +87,7 @@ def check_upload(body: bytes, required_fields: t.Sequence[str] = ()) -> int:
 
 def read_records(body: bytes) -> list[dict[str, str]]:
     """Parse an accepted body into records: element name to text, in order."""
-    root = etree.fromstring(body, parser=_PARSER)
+    root = etree.fromstring(body, parser=safe_parser())
     return [{str(child.tag): child.text or "" for child in record} for record in root]
 
 
