@@ -37,12 +37,14 @@ class Upload:
         stream: Stream the records came from.
         first_position: Input line of the first record.
         last_position: Input line of the last record.
-        fragments: Encoded `<record>` elements, emptied once the body is built.
+        fragments: Encoded `<record>` elements, emptied once the body is sent.
         size: Exact size of the body in bytes.
         record_count: Number of records in the upload.
         keys: With the delivery ledger on, the (key hash, record hash) of
             each record, in the order of `fragments`; empty otherwise.
         ledger_id: The ledger's id of the upload once it is written ahead.
+        submitted: Set once the upload is handed to the upload pipeline;
+            from then on only the pipeline changes it.
     """
 
     sequence: int
@@ -54,13 +56,14 @@ class Upload:
     record_count: int = 0
     keys: list[tuple[str, str]] = field(default_factory=list)
     ledger_id: str | None = None
+    submitted: bool = False
 
     def body(self) -> bytes:
         """Return the complete request body."""
         return build_body(self.fragments)
 
     def remove_record(self, index: int) -> None:
-        """Take one record out, before the body is built."""
+        """Take one record out; rebuild the body afterwards."""
         self.size -= len(self.fragments.pop(index))
         if self.keys:
             self.keys.pop(index)

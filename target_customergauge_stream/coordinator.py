@@ -84,9 +84,10 @@ class DeliveryCoordinator:
             self.client,
             self._on_upload_accepted,
             ledger=self.writing_ledger,
-            on_written_ahead=self.dedup.forget_upload if self.dedup else None,
+            drop_known=self._drop_known_records if self.dedup else None,
+            on_emptied=self._on_upload_emptied,
+            on_recorded=self.dedup.forget_upload if self.dedup else None,
         )
-        self.pipeline.keys_may_exist = settings.resend_changed
         self.failed_store = FailedUploadStore(settings.failed_uploads_dir)
 
     @property
@@ -145,16 +146,23 @@ class DeliveryCoordinator:
             self.logger.info("%s was sent again and is now delivered.", label)
 
     def submit_upload(self, upload: Upload) -> None:
-        """Drop records already in the ledger, then send what is left of an upload."""
+        """Hand an upload to the pipeline, which drops records already delivered."""
         if self.dedup is not None:
-            skipped = self.dedup.drop_known(upload)
-            if skipped:
-                self.progress.stream(upload.stream).skipped_delivered += skipped
-            if upload.record_count == 0:
-                self.dedup.forget_upload(upload)
-                self.checkpoints.release(upload)
-                return
+            self.dedup.release_recorded()
         self.pipeline.submit(upload)
+
+    def _drop_known_records(self, upload: Upload) -> int:
+        """Remove records the ledger holds from an upload; runs on the upload thread."""
+        if self.dedup is None:
+            return 0
+        skipped = self.dedup.drop_known(upload)
+        if skipped:
+            self.progress.count_skipped(upload.stream, skipped)
+        return skipped
+
+    def _on_upload_emptied(self, upload: Upload) -> None:
+        """Count an upload whose records were all delivered before as handled."""
+        self.checkpoints.release(upload)
 
     def _on_upload_accepted(self, upload: Upload, report: DeliveryReport) -> None:
         self.progress.record_accepted(upload, report)

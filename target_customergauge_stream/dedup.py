@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import threading
+import collections
 import typing as t
 from dataclasses import dataclass
-
-from target_customergauge_stream.bloom import DigestBloomFilter
 
 if t.TYPE_CHECKING:
     from target_customergauge_stream.batching import Upload
     from target_customergauge_stream.ledger import DeliveryLedger
+
+# stream's key hash -> (record hash, upload holding the record)
+HeldKeys = dict[str, tuple[str, "Upload"]]
 
 
 @dataclass(frozen=True)
@@ -26,90 +27,97 @@ SKIP = Decision(add=False)
 
 
 class Deduplicator:
-    """Decide per record, and per closed upload, what is new.
+    """Decide per record, and per upload about to be sent, what is new.
 
-    Within a run, a key seen before is caught in memory while its upload
-    has not been written ahead yet; after that, the ledger catches it. Only
-    keys of uploads not yet written ahead are held in memory, so memory does
-    not grow with the input.
+    Within a run, a key seen before is caught in memory until the ledger's
+    delivered keys hold it; from then on, the ledger catches it. Only keys
+    of uploads not yet in the ledger are held in memory, so memory does not
+    grow with the input.
+
+    Only the reading thread changes the keys held in memory, without a
+    lock: the upload thread hands back what the ledger now holds through
+    a queue, which the reading thread empties in `release_recorded`.
     """
 
     def __init__(self, ledger: DeliveryLedger, *, resend_changed: bool) -> None:
         self.ledger = ledger
         self.resend_changed = resend_changed
-        self._lock = threading.Lock()
-        # Per stream, every key the ledger may hold: a key the filter has
-        # never seen needs no database lookup, which is most keys of a sync.
-        self._filters: dict[str, DigestBloomFilter] = {}
-        # stream -> key hash -> (record hash, upload holding it)
-        self._unwritten: dict[str, dict[str, tuple[str, Upload]]] = {}
+        self._held: dict[str, HeldKeys] = {}
+        # (upload, keys now in the ledger), appended by the upload thread.
+        self._recorded: collections.deque[tuple[Upload, list[str]]] = (
+            collections.deque()
+        )
+        # Keys of uploads an earlier run left pending or in doubt. Delivery
+        # settles them before anything is sent, so this is empty then, but
+        # a dry run reads them to skip what a real run would skip.
+        self._unresolved = ledger.unresolved_keys()
 
-    def decide(self, stream: str, key: str, digest: str) -> Decision:
-        """Decide on a record by what this run has seen of its key so far."""
-        with self._lock:
-            earlier = self._unwritten.get(stream, {}).get(key)
-        if earlier is None:
-            return ADD
+    def held_keys(self, stream: str) -> HeldKeys:
+        """Return the keys a stream has in uploads not yet in the ledger.
+
+        The sink reads and adds entries directly; only the reading thread
+        may use it.
+        """
+        return self._held.setdefault(stream, {})
+
+    def decide_repeat(self, earlier: tuple[str, Upload], digest: str) -> Decision:
+        """Decide on a record whose key this run has seen in `earlier`."""
         earlier_digest, upload = earlier
         if self.resend_changed and earlier_digest != digest:
             return Decision(add=True, replaces=upload)
         return SKIP
 
-    def remember(self, stream: str, key: str, digest: str, upload: Upload) -> None:
-        """Note that a record's key now sits in an upload not written ahead yet."""
-        with self._lock:
-            self._unwritten.setdefault(stream, {})[key] = (digest, upload)
-
     def forget_upload(self, upload: Upload) -> None:
-        """Drop an upload's keys from memory once the ledger contains them."""
-        bloom = self._filter(upload.stream)
-        with self._lock:
-            keys = self._unwritten.get(upload.stream, {})
-            for key, _ in upload.keys:
-                bloom.add(key)
-                if key in keys and keys[key][1] is upload:
-                    del keys[key]
-            if bloom.count > bloom.capacity:
-                # Rebuilt at twice the size from the ledger, which by now
-                # contains this upload's keys too.
-                del self._filters[upload.stream]
+        """Queue an upload's keys for release once the ledger contains them.
 
-    def _filter(self, stream: str) -> DigestBloomFilter:
-        with self._lock:
-            bloom = self._filters.get(stream)
-        if bloom is not None:
-            return bloom
-        # Streamed from the database, never held as a list: a stream can have
-        # millions of keys.
-        bloom = DigestBloomFilter(expected=2 * self.ledger.key_count(stream))
-        for key in self.ledger.stream_key_hashes(stream):
-            bloom.add(key)
-        with self._lock:
-            return self._filters.setdefault(stream, bloom)
+        The upload thread calls it; `release_recorded` does the work.
+        """
+        self._recorded.append((upload, [key for key, _ in upload.keys]))
+
+    def release_recorded(self) -> None:
+        """Drop from memory the keys now in the ledger, on the reading thread."""
+        while self._recorded:
+            upload, keys = self._recorded.popleft()
+            held = self._held.get(upload.stream)
+            if held is None:
+                continue
+            for key in keys:
+                entry = held.get(key)
+                if entry is not None and entry[1] is upload:
+                    del held[key]
 
     def drop_known(self, upload: Upload) -> int:
-        """Remove records whose keys the ledger already contains; return how many.
+        """Remove records whose keys are in the ledger already; return how many.
 
-        A key delivered, pending or in doubt is skipped. With
-        `resend_changed`, a delivered key whose record changed is kept.
+        It runs on the upload thread, where the ledger's lookup overlaps the
+        reading of the next records. A key delivered, pending or in doubt is
+        skipped; with `resend_changed`, a delivered key whose record changed
+        is kept.
         """
         if not upload.keys:
             return 0
-        bloom = self._filter(upload.stream)
-        candidates = [key for key, _ in upload.keys if key in bloom]
-        if not candidates:
-            return 0
-        known = self.ledger.known_keys(upload.stream, candidates)
+        known = self.ledger.known_keys(upload.stream, [key for key, _ in upload.keys])
+        unresolved = self._unresolved.get(upload.stream)
+        if unresolved:
+            known.update(
+                (key, unresolved[key]) for key, _ in upload.keys if key in unresolved
+            )
         if not known:
             return 0
-        removed = 0
+        removed: list[str] = []
         for index in range(len(upload.keys) - 1, -1, -1):
             key, digest = upload.keys[index]
-            if key not in known:
+            known_digest = known.get(key)
+            if known_digest is None:
                 continue
-            known_digest, _status = known[key]
-            if self.resend_changed and known_digest != digest:
+            if (
+                self.resend_changed
+                and known_digest != digest
+                and (unresolved is None or key not in unresolved)
+            ):
                 continue
             upload.remove_record(index)
-            removed += 1
-        return removed
+            removed.append(key)
+        # Those keys are the ledger's already: memory need not hold them.
+        self._recorded.append((upload, removed))
+        return len(removed)

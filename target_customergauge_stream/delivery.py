@@ -20,6 +20,10 @@ if t.TYPE_CHECKING:
 LOGGER = logging.getLogger(__name__)
 
 _STOP = None
+# Delivered keys wait in their uploads' rows until this many have gathered,
+# then go into the ledger's index in one transaction (see
+# `DeliveryLedger.mark_delivered`).
+KEYS_PER_LEDGER_UPDATE = 10_000
 NOT_SENT_REASON = "not sent because an earlier upload failed or the run was stopped"
 
 
@@ -49,6 +53,12 @@ class UploadPipeline:
     flight: `submit` returns at once unless an upload is already waiting,
     so at most one upload is in flight and one is ready behind it.
 
+    With the delivery ledger, each upload goes through three steps on the
+    upload thread: `drop_known` removes records delivered before (the
+    upload is not sent when none is left, and `on_emptied` is called), the
+    ledger writes it ahead, and once accepted the ledger records it as
+    delivered and `on_recorded` is called.
+
     After an upload fails, nothing submitted after it is sent; those uploads
     are kept, with the failed one, in `undelivered`. The failure is raised
     from the next `submit` or from `finish`.
@@ -58,16 +68,20 @@ class UploadPipeline:
         self,
         client: UploadSender,
         on_accepted: t.Callable[[Upload, DeliveryReport], None],
+        *,
         ledger: DeliveryLedger | None = None,
-        on_written_ahead: t.Callable[[Upload], None] | None = None,
+        drop_known: t.Callable[[Upload], int] | None = None,
+        on_emptied: t.Callable[[Upload], None] | None = None,
+        on_recorded: t.Callable[[Upload], None] | None = None,
     ) -> None:
         self._client = client
         self._ledger = ledger
-        self._on_written_ahead = on_written_ahead
-        # Only a changed record sent again ('resend_changed') can find its key
-        # in the ledger already; otherwise write-ahead skips removing old rows.
-        self.keys_may_exist = True
+        self._drop_known = drop_known
+        self._on_emptied = on_emptied
+        self._on_recorded = on_recorded
         self._on_accepted = on_accepted
+        self._unrecorded: list[Upload] = []
+        self._unrecorded_keys = 0
         self._queue: queue.Queue[tuple[Upload, bytes] | None] = queue.Queue(maxsize=1)
         self._thread: threading.Thread | None = None
         self._failure: UploadFailedError | None = None
@@ -103,7 +117,7 @@ class UploadPipeline:
         self.raise_if_failed()
         body = upload.body()
         self._submitting = Undelivered(upload, body, NOT_SENT_REASON)
-        upload.fragments.clear()
+        upload.submitted = True
         if self._thread is None:
             self._thread = threading.Thread(
                 target=self._run, name="customergauge-upload", daemon=True
@@ -165,6 +179,7 @@ class UploadPipeline:
         while True:
             item = self._queue.get()
             if item is _STOP:
+                self._record_delivered_keys()
                 return
             upload, body = item
             if self._failure is not None or self._stopping.is_set():
@@ -172,20 +187,70 @@ class UploadPipeline:
                 continue
             self._deliver(upload, body)
 
-    def _deliver(self, upload: Upload, body: bytes) -> None:
+    def _record_delivered_keys(self) -> None:
+        """Add delivered uploads' keys to the ledger's index, many at a time."""
+        if self._ledger is None or not self._unrecorded:
+            return
+        try:
+            self._ledger.add_delivered_keys()
+        except Exception:
+            # The keys stay in their delivered uploads' rows, and the ledger
+            # adds them when it is next opened; memory keeps them until then.
+            LOGGER.exception(
+                "Could not add delivered keys to the ledger's index now; "
+                "they are added when the ledger is next opened."
+            )
+            return
+        for upload in self._unrecorded:
+            if self._on_recorded is not None:
+                self._on_recorded(upload)
+        self._unrecorded.clear()
+        self._unrecorded_keys = 0
+
+    def _forget_submitting(self, upload: Upload) -> None:
+        with self._lock:
+            if self._submitting is not None and self._submitting.upload is upload:
+                self._submitting = None
+
+    def _without_known_records(self, upload: Upload, body: bytes) -> bytes | None:
+        """Drop records delivered before; return the body to send, or None."""
+        if self._drop_known is None or not self._drop_known(upload):
+            return body
+        if upload.record_count == 0:
+            self._forget_submitting(upload)
+            if self._on_emptied is not None:
+                self._on_emptied(upload)
+            return None
+        body = upload.body()
+        with self._lock:
+            if self._submitting is not None and self._submitting.upload is upload:
+                self._submitting = Undelivered(upload, body, NOT_SENT_REASON)
+        return body
+
+    def _deliver(self, upload: Upload, original_body: bytes) -> None:
         label = (
             f"Upload {upload.sequence} of stream '{upload.stream}' "
             f"(input lines {upload.first_position}-{upload.last_position})"
         )
-        if self._ledger is not None and upload.keys:
-            # Written ahead in its own committed transaction, before any byte
-            # is sent: a crash from here on leaves the upload in doubt, never
-            # forgotten.
-            upload.ledger_id = self._ledger.write_ahead(
-                upload.stream, upload.keys, body, may_exist=self.keys_may_exist
-            )
-            if self._on_written_ahead is not None:
-                self._on_written_ahead(upload)
+        body: bytes | None = original_body
+        try:
+            body = self._without_known_records(upload, original_body)
+            if body is None:
+                return
+            upload.fragments.clear()
+            if self._ledger is not None and upload.keys:
+                # Written ahead in its own committed transaction, before any
+                # byte is sent: a crash from here on leaves the upload in
+                # doubt, never forgotten.
+                upload.ledger_id = self._ledger.write_ahead(
+                    upload.stream, upload.keys, body
+                )
+        except Exception as exc:
+            # Nothing was sent: the upload is saved as it is.
+            LOGGER.exception("%s could not be prepared for sending.", label)
+            self._set_aside(upload, body or original_body, f"unexpected error: {exc!r}")
+            self._failure = UploadFailedError(f"{label} failed: {exc!r}")
+            return
         try:
             report = self._client.send(body, label)
         except UploadFailedError as exc:
@@ -203,10 +268,31 @@ class UploadPipeline:
             self._failure = UploadFailedError(f"{label} failed: {exc!r}")
             return
         if self._ledger is not None and upload.ledger_id is not None:
-            self._ledger.mark_delivered(upload.ledger_id)
-        with self._lock:
-            # The reading thread may not have cleared this yet; an accepted
-            # upload must never be saved for replay.
-            if self._submitting is not None and self._submitting.upload is upload:
-                self._submitting = None
+            try:
+                self._ledger.mark_delivered(upload.ledger_id, add_keys=False)
+            except Exception as exc:
+                # Accepted, so its STATE may go out; the ledger still has it
+                # pending, so the next run treats it as in doubt.
+                LOGGER.exception(
+                    "%s was accepted, but the delivery ledger could not record "
+                    "it; it stays pending there as upload %s.",
+                    label,
+                    upload.ledger_id,
+                )
+                self._failure = UploadFailedError(
+                    f"{label} was accepted, but the delivery ledger could not "
+                    f"record it ({exc!r}). Resolve upload {upload.ledger_id} with "
+                    f"'target-customergauge-stream-ledger resolve "
+                    f"{upload.ledger_id} --delivered' before the next run."
+                )
+                self._forget_submitting(upload)
+                self._on_accepted(upload, report)
+                return
+            self._unrecorded.append(upload)
+            self._unrecorded_keys += len(upload.keys)
+            if self._unrecorded_keys >= KEYS_PER_LEDGER_UPDATE:
+                self._record_delivered_keys()
+        # The reading thread may not have cleared this yet; an accepted upload
+        # must never be saved for replay.
+        self._forget_submitting(upload)
         self._on_accepted(upload, report)

@@ -6,11 +6,15 @@ lives in SQLite by default, or in any database SQLAlchemy reaches (for
 example PostgreSQL), so that throwaway CI runners and several runners can
 share it.
 
-Every upload is written ahead: its keys and exact body are committed as
-"pending" before the POST. Acceptance makes them "delivered", and a definite
-failure removes them. An ambiguous failure (a timeout after the body was
-sent, a connection dropped mid-response) makes them "in doubt", to be
-resolved before the next run sends anything.
+Every upload is written ahead: one row with its exact body and its keys is
+committed as "pending" before the POST. Acceptance marks the row delivered
+and drops the body. A definite failure removes the row. An ambiguous failure
+(a timeout after the body was sent, a connection dropped mid-response) marks
+it "in doubt", to be resolved before the next run sends anything.
+
+Keys reach the indexed table of delivered keys only after delivery, several
+uploads at a time. Inserting 2,000 random hashes into an index touches most
+of its pages, so inserting 10,000 costs little more.
 """
 
 from __future__ import annotations
@@ -28,10 +32,14 @@ import sqlalchemy as sa
 
 LOGGER = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 PENDING = "pending"
 DELIVERED = "delivered"
 IN_DOUBT = "in_doubt"
+# Hex digits kept of each SHA-256 hash: 128 bits. The odds that two of a
+# billion keys share a hash are below 1 in 10^20 (birthday bound), and a
+# shorter hash keeps the index small, which most of the ledger's cost follows.
+HASH_DIGITS = 32
 # Keys per SELECT: well under SQLite's and PostgreSQL's parameter limits.
 _LOOKUP_CHUNK = 500
 
@@ -42,16 +50,6 @@ _META = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("value", sa.String(256), nullable=False),
 )
-_KEYS = sa.Table(
-    "ledger_keys",
-    _METADATA,
-    sa.Column("stream", sa.String(512), primary_key=True),
-    sa.Column("key_hash", sa.String(64), primary_key=True),
-    sa.Column("record_hash", sa.String(64), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("upload_id", sa.String(32), nullable=False, index=True),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-)
 _UPLOADS = sa.Table(
     "ledger_uploads",
     _METADATA,
@@ -60,9 +58,24 @@ _UPLOADS = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("record_count", sa.Integer, nullable=False),
     sa.Column("body", sa.LargeBinary, nullable=True),
+    # JSON list of [key hash, record hash] until the keys are delivered.
+    sa.Column("key_data", sa.Text, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
+_DELIVERED = sa.Table(
+    "ledger_delivered_keys",
+    _METADATA,
+    sa.Column("stream", sa.String(512), primary_key=True),
+    sa.Column("key_hash", sa.String(HASH_DIGITS), primary_key=True),
+    sa.Column("record_hash", sa.String(HASH_DIGITS), nullable=False),
+    # Unix time in seconds: a quarter of the size of a timestamp in SQLite.
+    sa.Column("delivered_at", sa.BigInteger, nullable=False),
+    # The key is the table in SQLite: one B-tree to update instead of two.
+    sqlite_with_rowid=False,
+)
+_V1_KEYS = "ledger_keys"
+_SQLITE_CACHE_KIB = 4 * 1024
 
 
 class LedgerError(RuntimeError):
@@ -76,12 +89,21 @@ def key_hash(values: t.Sequence[t.Any]) -> str:
     carry, so that ("a", "bc") and ("ab", "c") never hash alike.
     """
     text = "\x1f".join(["" if value is None else str(value) for value in values])
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[
+        :HASH_DIGITS
+    ]
+
+
+def text_key_hash(value: str) -> str:
+    """Hash a key made of one text value; equal to `key_hash([value])`."""
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[
+        :HASH_DIGITS
+    ]
 
 
 def record_hash(fragment: bytes) -> str:
     """Hash a record as it is uploaded."""
-    return hashlib.sha256(fragment).hexdigest()
+    return hashlib.sha256(fragment).hexdigest()[:HASH_DIGITS]
 
 
 @dataclass(frozen=True)
@@ -106,17 +128,21 @@ class DeliveryLedger:
     def __init__(self, url: str) -> None:
         self.url = url
         self._engine = sa.create_engine(url, future=True)
-        if self._engine.dialect.name == "sqlite":
+        self._sqlite = self._engine.dialect.name == "sqlite"
+        if self._sqlite:
             # Several threads share the file; WAL lets readers run beside a
             # writer, and the timeout waits out a brief lock instead of failing.
             sa.event.listen(self._engine, "connect", _configure_sqlite)
         self._lock = threading.Lock()
-        self._json_insert = self._engine.dialect.name == "sqlite"
         self._migrate()
+        self._json_each = self._sqlite and self._has_json_each()
+        # Keys that a run which stopped early had not added yet.
+        self.add_delivered_keys()
 
     def _migrate(self) -> None:
-        _METADATA.create_all(self._engine)
         with self._engine.begin() as connection:
+            tables = set(sa.inspect(connection).get_table_names())
+            _METADATA.create_all(connection)
             row = connection.execute(
                 sa.select(_META.c.value).where(_META.c.name == "schema_version")
             ).first()
@@ -133,13 +159,31 @@ class DeliveryLedger:
                     "runs with another ledger delivered are not known to it.",
                     self.describe(),
                 )
-            elif int(row[0]) > SCHEMA_VERSION:
+                return
+            version = int(row[0])
+            if version > SCHEMA_VERSION:
                 msg = (
-                    f"The ledger at {self.describe()} has schema version {row[0]}, "
+                    f"The ledger at {self.describe()} has schema version {version}, "
                     f"newer than this target's {SCHEMA_VERSION}. Upgrade "
                     f"target-customergauge-stream."
                 )
                 raise LedgerError(msg)
+            if version == 1 and _V1_KEYS in tables:
+                _migrate_from_version_1(connection)
+                LOGGER.info(
+                    "Migrated the delivery ledger at %s from schema version 1 to %d.",
+                    self.describe(),
+                    SCHEMA_VERSION,
+                )
+
+    def _has_json_each(self) -> bool:
+        """Tell whether SQLite has json_each: built in from 3.38, optional before."""
+        try:
+            with self._engine.connect() as connection:
+                connection.exec_driver_sql("SELECT value FROM json_each('[1]')").all()
+        except sa.exc.OperationalError:
+            return False
+        return True
 
     def describe(self) -> str:
         """Return the ledger's location with any password hidden."""
@@ -149,31 +193,33 @@ class DeliveryLedger:
         """Close the database connections."""
         self._engine.dispose()
 
-    def known_keys(
-        self, stream: str, hashes: t.Iterable[str]
-    ) -> dict[str, tuple[str, str]]:
-        """Return the record hash and status of each given key the ledger holds."""
-        found: dict[str, tuple[str, str]] = {}
+    def known_keys(self, stream: str, hashes: t.Iterable[str]) -> dict[str, str]:
+        """Return the record hash of each given key that was delivered before."""
         wanted = list(hashes)
+        if not wanted:
+            return {}
         with self._engine.connect() as connection:
+            if self._json_each:
+                rows = connection.exec_driver_sql(
+                    "SELECT key_hash, record_hash FROM ledger_delivered_keys "
+                    "WHERE stream = ? AND key_hash IN (SELECT value FROM json_each(?))",
+                    (stream, json.dumps(wanted)),
+                ).all()
+                return {str(key): str(digest) for key, digest in rows}
+            found: dict[str, str] = {}
             for start in range(0, len(wanted), _LOOKUP_CHUNK):
                 chunk = wanted[start : start + _LOOKUP_CHUNK]
                 rows = connection.execute(
-                    sa.select(
-                        _KEYS.c.key_hash, _KEYS.c.record_hash, _KEYS.c.status
-                    ).where(_KEYS.c.stream == stream, _KEYS.c.key_hash.in_(chunk))
-                )
-                for key, digest, status in rows:
-                    found[key] = (digest, status)
-        return found
+                    sa.select(_DELIVERED.c.key_hash, _DELIVERED.c.record_hash).where(
+                        _DELIVERED.c.stream == stream,
+                        _DELIVERED.c.key_hash.in_(chunk),
+                    )
+                ).all()
+                found.update((str(key), str(digest)) for key, digest in rows)
+            return found
 
     def write_ahead(
-        self,
-        stream: str,
-        keys: t.Sequence[tuple[str, str]],
-        body: bytes,
-        *,
-        may_exist: bool = True,
+        self, stream: str, keys: t.Sequence[tuple[str, str]], body: bytes
     ) -> str:
         """Commit an upload's keys and body as pending; return its upload id.
 
@@ -181,8 +227,6 @@ class DeliveryLedger:
             stream: Stream of the records.
             keys: (key hash, record hash) of each record.
             body: The exact request body.
-            may_exist: Some keys may already be in the ledger (a changed
-                record sent again); False skips the removal of old rows.
         """
         upload_id = uuid.uuid4().hex
         now = _now()
@@ -194,99 +238,111 @@ class DeliveryLedger:
                     status=PENDING,
                     record_count=len(keys),
                     body=body,
+                    key_data=json.dumps(keys, separators=(",", ":")),
                     created_at=now,
                     updated_at=now,
                 )
             )
-            if may_exist:
-                connection.execute(
-                    sa.delete(_KEYS).where(
-                        _KEYS.c.stream == stream,
-                        _KEYS.c.key_hash.in_([key for key, _ in keys]),
-                    )
-                )
-            if not (
-                self._json_insert
-                and self._insert_keys_as_json(connection, stream, keys, upload_id, now)
-            ):
-                connection.execute(
-                    sa.insert(_KEYS),
-                    [
-                        {
-                            "stream": stream,
-                            "key_hash": key,
-                            "record_hash": digest,
-                            "status": PENDING,
-                            "upload_id": upload_id,
-                            "updated_at": now,
-                        }
-                        for key, digest in keys
-                    ],
-                )
         return upload_id
 
-    def _insert_keys_as_json(
-        self,
-        connection: sa.Connection,
-        stream: str,
-        keys: t.Sequence[tuple[str, str]],
-        upload_id: str,
-        now: datetime.datetime,
-    ) -> bool:
-        """Insert an upload's keys in one SQLite statement; False if unsupported.
+    def mark_delivered(self, upload_id: str, *, add_keys: bool = True) -> None:
+        """Record that CustomerGauge accepted an upload, and drop its spooled body.
 
-        An executemany makes SQLite release the GIL at every row, and this
-        thread then waits each time for the busy reading thread: 2,000 keys
-        took about 100 ms that way, against a few ms as one INSERT ... SELECT
-        over json_each (SQLite 3.38 and newer have it built in).
+        Args:
+            upload_id: The upload's id from `write_ahead`.
+            add_keys: Add its keys to the delivered keys now. With False, they
+                wait in the upload's row for `add_delivered_keys`, which adds
+                the keys of many uploads in one go. If the process stops
+                before that, the next `DeliveryLedger` opened on the database
+                adds them.
         """
-        # SQLAlchemy stores DateTime in SQLite as this text, in UTC.
-        stamp = now.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
-        try:
-            with connection.begin_nested():
-                connection.exec_driver_sql(
-                    "INSERT INTO ledger_keys "
-                    "(stream, key_hash, record_hash, status, upload_id, updated_at) "
-                    "SELECT ?, json_extract(value, '$[0]'), "
-                    "json_extract(value, '$[1]'), ?, ?, ? FROM json_each(?)",
-                    (stream, PENDING, upload_id, stamp, json.dumps(keys)),
-                )
-        except sa.exc.OperationalError:
-            self._json_insert = False
-            return False
-        return True
-
-    def mark_delivered(self, upload_id: str) -> None:
-        """Record that CustomerGauge accepted an upload, and drop its spooled body."""
-        self._set_status(upload_id, DELIVERED, keep_body=False)
-
-    def mark_in_doubt(self, upload_id: str) -> None:
-        """Record that an upload may or may not have arrived."""
-        self._set_status(upload_id, IN_DOUBT, keep_body=True)
-
-    def release(self, upload_id: str) -> None:
-        """Forget an upload that definitely did not arrive, freeing its records."""
-        with self._lock, self._engine.begin() as connection:
-            connection.execute(sa.delete(_KEYS).where(_KEYS.c.upload_id == upload_id))
-            connection.execute(
-                sa.delete(_UPLOADS).where(_UPLOADS.c.upload_id == upload_id)
-            )
-
-    def _set_status(self, upload_id: str, status: str, *, keep_body: bool) -> None:
         now = _now()
-        values: dict[str, t.Any] = {"status": status, "updated_at": now}
-        if not keep_body:
-            values["body"] = None
         with self._lock, self._engine.begin() as connection:
             connection.execute(
                 sa.update(_UPLOADS)
                 .where(_UPLOADS.c.upload_id == upload_id)
-                .values(**values)
+                .values(status=DELIVERED, body=None, updated_at=now)
             )
+            if add_keys:
+                self._add_delivered_keys(connection, int(now.timestamp()))
+
+    def add_delivered_keys(self) -> None:
+        """Add the keys of every delivered upload whose row still contains them."""
+        with self._lock, self._engine.begin() as connection:
+            self._add_delivered_keys(connection, int(_now().timestamp()))
+
+    def _add_delivered_keys(self, connection: sa.Connection, stamp: int) -> None:
+        """Move keys from delivered uploads' rows into the delivered keys.
+
+        A key can be there already only when a changed record was sent again
+        ('resend_changed'): the later upload's record hash wins. Adding the
+        keys of ten uploads at once costs about what adding one upload's
+        keys does, because 2,000 random hashes touch most of the index's
+        pages either way.
+        """
+        waiting = sa.and_(
+            _UPLOADS.c.status == DELIVERED, _UPLOADS.c.key_data.is_not(None)
+        )
+        if self._json_each:
+            # One statement: an executemany makes SQLite release the GIL at
+            # every row, and this thread then waits each time for the busy
+            # reading thread.
+            connection.exec_driver_sql(
+                "INSERT INTO ledger_delivered_keys "
+                "(stream, key_hash, record_hash, delivered_at) "
+                "SELECT u.stream, json_extract(j.value, '$[0]'), "
+                "json_extract(j.value, '$[1]'), ? "
+                "FROM ledger_uploads AS u, json_each(u.key_data) AS j "
+                "WHERE u.status = ? AND u.key_data IS NOT NULL "
+                "ORDER BY u.created_at, u.upload_id, j.key "
+                "ON CONFLICT (stream, key_hash) DO UPDATE SET "
+                "record_hash = excluded.record_hash, "
+                "delivered_at = excluded.delivered_at",
+                (stamp, DELIVERED),
+            )
+        else:
+            uploads = connection.execute(
+                sa.select(_UPLOADS.c.stream, _UPLOADS.c.key_data)
+                .where(waiting)
+                .order_by(_UPLOADS.c.created_at, _UPLOADS.c.upload_id)
+            ).all()
+            for stream, key_data in uploads:
+                rows = {
+                    key: {
+                        "stream": stream,
+                        "key_hash": key,
+                        "record_hash": digest,
+                        "delivered_at": stamp,
+                    }
+                    for key, digest in json.loads(key_data)
+                }
+                keys = list(rows)
+                for start in range(0, len(keys), _LOOKUP_CHUNK):
+                    connection.execute(
+                        sa.delete(_DELIVERED).where(
+                            _DELIVERED.c.stream == stream,
+                            _DELIVERED.c.key_hash.in_(
+                                keys[start : start + _LOOKUP_CHUNK]
+                            ),
+                        )
+                    )
+                connection.execute(sa.insert(_DELIVERED), list(rows.values()))
+        connection.execute(sa.update(_UPLOADS).where(waiting).values(key_data=None))
+
+    def mark_in_doubt(self, upload_id: str) -> None:
+        """Record that an upload may or may not have arrived."""
+        with self._lock, self._engine.begin() as connection:
             connection.execute(
-                sa.update(_KEYS)
-                .where(_KEYS.c.upload_id == upload_id)
-                .values(status=status, updated_at=now)
+                sa.update(_UPLOADS)
+                .where(_UPLOADS.c.upload_id == upload_id)
+                .values(status=IN_DOUBT, updated_at=_now())
+            )
+
+    def release(self, upload_id: str) -> None:
+        """Forget an upload that definitely did not arrive, freeing its records."""
+        with self._lock, self._engine.begin() as connection:
+            connection.execute(
+                sa.delete(_UPLOADS).where(_UPLOADS.c.upload_id == upload_id)
             )
 
     def unresolved(self) -> list[PendingUpload]:
@@ -310,14 +366,27 @@ class DeliveryLedger:
             )
             return [PendingUpload(*row) for row in rows]
 
+    def unresolved_keys(self) -> dict[str, dict[str, str]]:
+        """Return, per stream, the keys of uploads left pending or in doubt."""
+        keys: dict[str, dict[str, str]] = {}
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(_UPLOADS.c.stream, _UPLOADS.c.key_data).where(
+                    _UPLOADS.c.status.in_([PENDING, IN_DOUBT])
+                )
+            )
+            for stream, key_data in rows:
+                for key, digest in json.loads(key_data or "[]"):
+                    keys.setdefault(stream, {})[key] = digest
+        return keys
+
     def forget_key(self, stream: str, key_values: t.Sequence[t.Any]) -> int:
         """Forget one delivered key, for a deliberate re-survey; return rows removed."""
         with self._lock, self._engine.begin() as connection:
             result = connection.execute(
-                sa.delete(_KEYS).where(
-                    _KEYS.c.stream == stream,
-                    _KEYS.c.key_hash == key_hash(key_values),
-                    _KEYS.c.status == DELIVERED,
+                sa.delete(_DELIVERED).where(
+                    _DELIVERED.c.stream == stream,
+                    _DELIVERED.c.key_hash == key_hash(key_values),
                 )
             )
         return int(result.rowcount or 0)
@@ -326,52 +395,101 @@ class DeliveryLedger:
         self, moment: datetime.datetime, stream: str | None = None
     ) -> int:
         """Forget keys delivered before a moment; return rows removed."""
-        condition = sa.and_(_KEYS.c.status == DELIVERED, _KEYS.c.updated_at < moment)
+        condition = _DELIVERED.c.delivered_at < int(moment.timestamp())
         if stream is not None:
-            condition = sa.and_(condition, _KEYS.c.stream == stream)
+            condition = sa.and_(condition, _DELIVERED.c.stream == stream)
         with self._lock, self._engine.begin() as connection:
-            result = connection.execute(sa.delete(_KEYS).where(condition))
+            result = connection.execute(sa.delete(_DELIVERED).where(condition))
         return int(result.rowcount or 0)
-
-    def key_count(self, stream: str) -> int:
-        """Count the keys of a stream, in any status."""
-        with self._engine.connect() as connection:
-            return int(
-                connection.execute(
-                    sa.select(sa.func.count()).where(_KEYS.c.stream == stream)
-                ).scalar_one()
-            )
-
-    def stream_key_hashes(self, stream: str) -> t.Iterator[str]:
-        """Yield every key hash the ledger holds for a stream, in any status."""
-        with self._engine.connect() as connection:
-            result = connection.execution_options(yield_per=10_000).execute(
-                sa.select(_KEYS.c.key_hash).where(_KEYS.c.stream == stream)
-            )
-            for (key,) in result:
-                yield str(key)
 
     def delivered_counts(self) -> dict[str, int]:
         """Count delivered keys per stream."""
         with self._engine.connect() as connection:
             rows = connection.execute(
-                sa.select(_KEYS.c.stream, sa.func.count())
-                .where(_KEYS.c.status == DELIVERED)
-                .group_by(_KEYS.c.stream)
+                sa.select(_DELIVERED.c.stream, sa.func.count()).group_by(
+                    _DELIVERED.c.stream
+                )
             )
             return {str(stream): int(count) for stream, count in rows}
 
     def delivered_count(self, stream: str | None = None) -> int:
         """Count delivered keys, in one stream or in all."""
-        condition = _KEYS.c.status == DELIVERED
+        query = sa.select(sa.func.count()).select_from(_DELIVERED)
         if stream is not None:
-            condition = sa.and_(condition, _KEYS.c.stream == stream)
+            query = query.where(_DELIVERED.c.stream == stream)
         with self._engine.connect() as connection:
-            return int(
-                connection.execute(
-                    sa.select(sa.func.count()).where(condition)
-                ).scalar_one()
+            return int(connection.execute(query).scalar_one())
+
+
+def _migrate_from_version_1(connection: sa.Connection) -> None:
+    """Move a version 1 ledger, with one row per key and status, to version 2.
+
+    Version 1 kept full 64-digit hashes; version 2 keeps their first 32
+    digits, so keys hashed by either version still match.
+    """
+    LOGGER.info("Migrating the delivery ledger from schema version 1.")
+    inspector = sa.inspect(connection)
+    if "key_data" not in {
+        column["name"] for column in inspector.get_columns(_UPLOADS.name)
+    }:
+        connection.exec_driver_sql(
+            "ALTER TABLE ledger_uploads ADD COLUMN key_data TEXT"
+        )
+    old_keys = sa.Table(_V1_KEYS, sa.MetaData(), autoload_with=connection)
+    delivered = connection.execution_options(yield_per=10_000).execute(
+        sa.select(
+            old_keys.c.stream,
+            old_keys.c.key_hash,
+            old_keys.c.record_hash,
+            old_keys.c.updated_at,
+        ).where(old_keys.c.status == DELIVERED)
+    )
+    for batch in delivered.partitions():
+        connection.execute(
+            sa.insert(_DELIVERED),
+            [
+                {
+                    "stream": stream,
+                    "key_hash": key[:HASH_DIGITS],
+                    "record_hash": digest[:HASH_DIGITS],
+                    "delivered_at": int(_as_utc(moment).timestamp()),
+                }
+                for stream, key, digest, moment in batch
+            ],
+        )
+    waiting = connection.execute(
+        sa.select(_UPLOADS.c.upload_id).where(
+            _UPLOADS.c.status.in_([PENDING, IN_DOUBT])
+        )
+    ).scalars()
+    for upload_id in list(waiting):
+        keys = connection.execute(
+            sa.select(old_keys.c.key_hash, old_keys.c.record_hash).where(
+                old_keys.c.upload_id == upload_id
             )
+        ).all()
+        connection.execute(
+            sa.update(_UPLOADS)
+            .where(_UPLOADS.c.upload_id == upload_id)
+            .values(
+                key_data=json.dumps(
+                    [[key[:HASH_DIGITS], digest[:HASH_DIGITS]] for key, digest in keys]
+                )
+            )
+        )
+    old_keys.drop(connection)
+    connection.execute(
+        sa.update(_META)
+        .where(_META.c.name == "schema_version")
+        .values(value=str(SCHEMA_VERSION))
+    )
+
+
+def _as_utc(moment: datetime.datetime) -> datetime.datetime:
+    """Read a stored time as UTC; SQLite returns it without a zone."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=datetime.timezone.utc)
+    return moment
 
 
 def _configure_sqlite(connection: t.Any, _record: t.Any) -> None:  # noqa: ANN401
@@ -380,4 +498,5 @@ def _configure_sqlite(connection: t.Any, _record: t.Any) -> None:  # noqa: ANN40
     cursor.execute("PRAGMA busy_timeout=30000")
     # FULL: a write-ahead entry must survive a power cut, not only a crash.
     cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute(f"PRAGMA cache_size=-{_SQLITE_CACHE_KIB}")
     cursor.close()

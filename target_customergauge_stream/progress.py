@@ -74,6 +74,12 @@ class RunProgress:
         with self._lock:
             return self._streams.setdefault(name, StreamProgress())
 
+    def count_skipped(self, stream: str, count: int) -> None:
+        """Count records skipped as delivered; both threads call it."""
+        progress = self.stream(stream)
+        with self._lock:
+            progress.skipped_delivered += count
+
     def record_accepted(self, upload: Upload, report: DeliveryReport) -> None:
         """Count an accepted upload and log one line about it."""
         progress = self.stream(upload.stream)

@@ -8,7 +8,7 @@ import typing as t
 from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks import Sink
 
-from target_customergauge_stream.ledger import key_hash, record_hash
+from target_customergauge_stream.ledger import key_hash, record_hash, text_key_hash
 from target_customergauge_stream.mapping import resolve_stream_shaping
 from target_customergauge_stream.payload import (
     InvalidValueError,
@@ -84,7 +84,16 @@ class CustomerGaugeStreamSink(Sink):
         )
         self._encode = self.encoder.encode
         self._dedup = target.delivery.dedup
+        self._held_keys = (
+            self._dedup.held_keys(stream_name) if self._dedup is not None else {}
+        )
         self._key_properties_for_dedup = self._dedup_key_properties()
+        self._single_key = (
+            self._key_properties_for_dedup[0]
+            if len(self._key_properties_for_dedup) == 1
+            else None
+        )
+        self._progress_all = target.delivery.progress
         self._add_to_packer = target.delivery.packer.add
         self._reader = t.cast("CountingSingerReader", target.message_reader)
         self._progress = target.delivery.progress.stream(stream_name)
@@ -195,31 +204,39 @@ class CustomerGaugeStreamSink(Sink):
             self._add_to_packer(self.stream_name, fragment, self._reader.line_number)
             return
         digest = record_hash(fragment)
-        if self._key_properties_for_dedup:
+        if (
+            self._single_key is not None
+            and type(value := record.get(self._single_key)) is str
+        ):
+            key = text_key_hash(value)
+        elif self._key_properties_for_dedup:
             key = key_hash(
                 [record.get(name) for name in self._key_properties_for_dedup]
             )
         else:
             key = digest
-        decision = dedup.decide(self.stream_name, key, digest)
-        if not decision.add:
-            self._progress.skipped_delivered += 1
-            return
-        if decision.replaces is not None:
-            self._drop_earlier(decision.replaces, key)
+        held = self._held_keys
+        earlier = held.get(key)
+        if earlier is not None:
+            decision = dedup.decide_repeat(earlier, digest)
+            if not decision.add:
+                self._progress_all.count_skipped(self.stream_name, 1)
+                return
+            if decision.replaces is not None:
+                self._drop_earlier(decision.replaces, key)
         upload = self._add_to_packer(
             self.stream_name, fragment, self._reader.line_number, (key, digest)
         )
-        dedup.remember(self.stream_name, key, digest, upload)
+        held[key] = (digest, upload)
 
     def _drop_earlier(self, upload: Upload, key: str) -> None:
         """Take an earlier record with the same key out of an upload not yet sent."""
-        if not upload.fragments:
+        if upload.submitted:
             return
         for index, (earlier_key, _) in enumerate(upload.keys):
             if earlier_key == key:
                 upload.remove_record(index)
-                self._progress.skipped_delivered += 1
+                self._progress_all.count_skipped(self.stream_name, 1)
                 return
 
     def _problems_of(self, record: dict[str, t.Any]) -> list[str]:

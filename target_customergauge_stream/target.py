@@ -29,7 +29,7 @@ if t.TYPE_CHECKING:
     from types import FrameType
 
 
-SWITCH_INTERVAL_SECONDS = 0.0005
+SWITCH_INTERVAL_SECONDS = 0.0001
 
 
 class TargetCustomerGaugeStream(Target):
@@ -60,11 +60,13 @@ class TargetCustomerGaugeStream(Target):
         # Uploads go out one at a time in input order, so sinks never drain
         # in parallel.
         self.max_parallelism = 1
-        # The upload thread blocks on the network and the ledger many times
-        # per upload, and each time it must win the GIL back from the busy
-        # reading thread. With CPython's default 5 ms interval those waits
-        # made a 100,000-record run with the ledger 17% to 29% slower (two
-        # measurements on the benchmark input, on a 2-core machine).
+        # The upload thread gives up the GIL at every socket and SQLite call,
+        # and each time must win it back from the busy reading thread, which
+        # lets go only every switch interval, so the upload thread fell behind
+        # and stalled reading. On the benchmark input (100,000 records, 2-core
+        # machine), 0.5 ms instead of CPython's default 5 ms made the run with
+        # the ledger 15% faster, and 0.1 ms then made it 25% faster again,
+        # and 18% faster without the ledger (benchmarks/RESULTS.md).
         sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         self.settings = resolve_settings(self.config)
         self.delivery = DeliveryCoordinator(

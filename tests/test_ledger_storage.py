@@ -1,0 +1,196 @@
+"""The ledger's storage: hashes, batched key updates, recovery and migration."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from target_customergauge_stream.ledger import (
+    HASH_DIGITS,
+    SCHEMA_VERSION,
+    DeliveryLedger,
+    key_hash,
+    record_hash,
+    text_key_hash,
+)
+
+
+def keys_of(*names: str, version: str = "a") -> list[tuple[str, str]]:
+    return [
+        (key_hash([name]), record_hash(f"{name}-{version}".encode())) for name in names
+    ]
+
+
+@pytest.fixture(params=["json_each", "portable"])
+def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> DeliveryLedger:
+    """A new SQLite ledger, through SQLite's json_each or the portable statements."""
+    opened = DeliveryLedger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    # The portable statements are the ones PostgreSQL runs.
+    opened._json_each = request.param == "json_each"
+    yield opened
+    opened.close()
+
+
+def test_hashes_are_128_bit_prefixes_of_sha256() -> None:
+    value = "customer0001@example.com"
+    full = hashlib.sha256(value.encode()).hexdigest()
+    assert key_hash([value]) == full[:HASH_DIGITS] == text_key_hash(value)
+    assert len(record_hash(b"<record/>")) == HASH_DIGITS
+    assert key_hash(["a", "bc"]) != key_hash(["ab", "c"])
+    assert key_hash([None, 1]) == key_hash(["", "1"])
+
+
+def test_keys_count_once_added(ledger: DeliveryLedger) -> None:
+    first = ledger.write_ahead("orders", keys_of("a", "b"), b"<body-1/>")
+    ledger.mark_delivered(first, add_keys=False)
+    # Delivered, but the keys still wait in the upload's row.
+    assert ledger.known_keys("orders", [key_hash(["a"])]) == {}
+    second = ledger.write_ahead("orders", keys_of("c"), b"<body-2/>")
+    ledger.mark_delivered(second, add_keys=False)
+    ledger.add_delivered_keys()
+    assert ledger.delivered_count("orders") == 3
+    known = ledger.known_keys("orders", [key_hash([name]) for name in "abcd"])
+    assert sorted(known) == sorted(key_hash([name]) for name in "abc")
+    assert ledger.unresolved() == []
+
+
+def test_later_upload_wins_for_a_changed_record(ledger: DeliveryLedger) -> None:
+    older = ledger.write_ahead("orders", keys_of("a", version="old"), b"<old/>")
+    newer = ledger.write_ahead("orders", keys_of("a", version="new"), b"<new/>")
+    ledger.mark_delivered(older, add_keys=False)
+    ledger.mark_delivered(newer, add_keys=False)
+    ledger.add_delivered_keys()
+    assert ledger.known_keys("orders", [key_hash(["a"])]) == {
+        key_hash(["a"]): record_hash(b"a-new")
+    }
+    assert ledger.delivered_count() == 1
+
+
+def test_streams_keep_their_own_keys(ledger: DeliveryLedger) -> None:
+    ledger.mark_delivered(ledger.write_ahead("orders", keys_of("a"), b"<o/>"))
+    ledger.mark_delivered(ledger.write_ahead("tickets", keys_of("b"), b"<t/>"))
+    assert ledger.known_keys("tickets", [key_hash(["a"]), key_hash(["b"])]) == {
+        key_hash(["b"]): record_hash(b"b-a")
+    }
+    assert ledger.delivered_counts() == {"orders": 1, "tickets": 1}
+
+
+def test_in_doubt_and_released_uploads(ledger: DeliveryLedger) -> None:
+    doubtful = ledger.write_ahead("orders", keys_of("a"), b"<a/>")
+    released = ledger.write_ahead("orders", keys_of("b"), b"<b/>")
+    ledger.mark_in_doubt(doubtful)
+    ledger.release(released)
+    [left] = ledger.unresolved()
+    assert (left.upload_id, left.status, left.body) == (doubtful, "in_doubt", b"<a/>")
+    assert ledger.unresolved_keys() == {"orders": dict(keys_of("a"))}
+    assert ledger.delivered_count() == 0
+
+
+def test_forget_key_and_forget_before(ledger: DeliveryLedger) -> None:
+    ledger.mark_delivered(ledger.write_ahead("orders", keys_of("a", "b", "c"), b"<x/>"))
+    assert ledger.forget_key("orders", ["a"]) == 1
+    assert ledger.forget_key("orders", ["a"]) == 0
+    yesterday = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(
+        days=1
+    )
+    assert ledger.forget_before(yesterday) == 0
+    tomorrow = yesterday + datetime.timedelta(days=2)
+    assert ledger.forget_before(tomorrow, "tickets") == 0
+    assert ledger.forget_before(tomorrow, "orders") == 2
+    assert ledger.delivered_count() == 0
+
+
+def test_keys_left_by_a_stopped_run_are_added_on_open(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    stopped = DeliveryLedger(url)
+    upload_id = stopped.write_ahead("orders", keys_of("a", "b"), b"<body/>")
+    stopped.mark_delivered(upload_id, add_keys=False)
+    stopped.close()
+    reopened = DeliveryLedger(url)
+    try:
+        assert reopened.delivered_count("orders") == 2
+        assert reopened.unresolved() == []
+    finally:
+        reopened.close()
+
+
+def create_version_1_ledger(path: Path) -> None:
+    """Write a ledger as version 1 of the target left it: one row per key."""
+    full = {name: hashlib.sha256(name.encode()).hexdigest() for name in "abc"}
+    database = sqlite3.connect(path)
+    database.executescript(
+        """
+        CREATE TABLE ledger_meta (name VARCHAR(64) PRIMARY KEY, value VARCHAR(256));
+        CREATE TABLE ledger_keys (
+            stream VARCHAR(512), key_hash VARCHAR(64), record_hash VARCHAR(64),
+            status VARCHAR(16), upload_id VARCHAR(32), updated_at DATETIME,
+            PRIMARY KEY (stream, key_hash));
+        CREATE TABLE ledger_uploads (
+            upload_id VARCHAR(32) PRIMARY KEY, stream VARCHAR(512),
+            status VARCHAR(16), record_count INTEGER, body BLOB,
+            created_at DATETIME, updated_at DATETIME);
+        INSERT INTO ledger_meta VALUES ('schema_version', '1');
+        """
+    )
+    stamp = "2026-11-30 10:00:00.000000"
+    database.executemany(
+        "INSERT INTO ledger_uploads VALUES (?, 'orders', ?, ?, ?, ?, ?)",
+        [
+            ("u1", "delivered", 2, None, stamp, stamp),
+            ("u2", "in_doubt", 1, b"<body-u2/>", stamp, stamp),
+        ],
+    )
+    database.executemany(
+        "INSERT INTO ledger_keys VALUES ('orders', ?, ?, ?, ?, ?)",
+        [
+            (full["a"], full["a"], "delivered", "u1", stamp),
+            (full["b"], full["b"], "delivered", "u1", stamp),
+            (full["c"], full["c"], "in_doubt", "u2", stamp),
+        ],
+    )
+    database.commit()
+    database.close()
+
+
+def test_version_1_ledger_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    create_version_1_ledger(path)
+    ledger = DeliveryLedger(f"sqlite:///{path}")
+    try:
+        # Keys hashed by this version still match the migrated ones.
+        assert ledger.delivered_count("orders") == 2
+        assert set(ledger.known_keys("orders", [text_key_hash("a")])) == {
+            text_key_hash("a")
+        }
+        [doubtful] = ledger.unresolved()
+        assert (doubtful.upload_id, doubtful.body) == ("u2", b"<body-u2/>")
+        assert set(ledger.unresolved_keys()["orders"]) == {text_key_hash("c")}
+        ledger.mark_delivered("u2")
+        assert ledger.delivered_count("orders") == 3
+        moment = datetime.datetime(2026, 12, 1, tzinfo=datetime.timezone.utc)
+        assert ledger.forget_before(moment, "orders") == 2
+    finally:
+        ledger.close()
+    database = sqlite3.connect(path)
+    tables = {row[0] for row in database.execute("SELECT name FROM sqlite_master")}
+    version = database.execute(
+        "SELECT value FROM ledger_meta WHERE name = 'schema_version'"
+    ).fetchone()
+    database.close()
+    assert "ledger_keys" not in tables
+    assert version == (str(SCHEMA_VERSION),)
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    DeliveryLedger(f"sqlite:///{path}").close()
+    database = sqlite3.connect(path)
+    database.execute("UPDATE ledger_meta SET value = '99'")
+    database.commit()
+    database.close()
+    with pytest.raises(RuntimeError, match="schema version 99, newer"):
+        DeliveryLedger(f"sqlite:///{path}")
