@@ -22,8 +22,9 @@ LOGGER = logging.getLogger(__name__)
 _STOP = None
 # Delivered keys wait in their uploads' rows until this many have gathered,
 # then go into the ledger's index in one transaction (see
-# `DeliveryLedger.mark_delivered`).
-KEYS_PER_LEDGER_UPDATE = 10_000
+# `DeliveryLedger.mark_delivered`). On the benchmark input, 6,000 ran as fast
+# as 10,000 and 20,000 with less memory.
+KEYS_PER_LEDGER_UPDATE = 6_000
 NOT_SENT_REASON = "not sent because an earlier upload failed or the run was stopped"
 
 
