@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import typing as t
 
-from singer_sdk.exceptions import InvalidRecord
+from singer_sdk.exceptions import InvalidRecord, MissingKeyPropertiesError
 from singer_sdk.sinks import Sink
 
 from target_customergauge_stream.ledger import key_hash, record_hash, text_key_hash
@@ -158,6 +158,19 @@ class CustomerGaugeStreamSink(Sink):
         elif isinstance(self._validator, RecordValidator):
             self._schema_problem = self._validator.problem(record)
         return record
+
+    # The SDK's own check (a private hook of singer-sdk 0.54) names neither
+    # the stream nor the input line.
+    @override
+    def _singer_validate_message(self, record: dict[str, t.Any]) -> None:
+        missing = [name for name in self.key_properties if name not in record]
+        if missing:
+            msg = (
+                f"{self._describe_position()} lacks its key properties {missing}, "
+                f"which the stream's SCHEMA message names in key_properties. Fix "
+                f"the tap or its SCHEMA so that every record has them."
+            )
+            raise MissingKeyPropertiesError(msg)
 
     @property
     @override

@@ -204,3 +204,56 @@ def test_structured_logs_carry_counts(sandbox: Sandbox, tmp_path, monkeypatch) -
     assert fields["uploads"] == 1
     uploads = [entry for entry in entries if entry["message"].startswith("Uploaded ")]
     assert uploads[0]["extra"]["records"] == 30
+
+
+def test_stream_maps_and_metadata_fields(sandbox: Sandbox, tmp_path) -> None:
+    # 'orders' goes through a stream map (the SDK's record path), 'tickets'
+    # through none (the target's shorter path). Neither uploads _sdc_ fields.
+    properties = {
+        "Email": {"type": "string"},
+        "Plan": {"type": ["string", "null"]},
+        "_sdc_extracted_at": {"type": ["string", "null"]},
+    }
+    messages = [
+        schema_message("orders", properties),
+        schema_message("tickets", properties),
+    ]
+    for stream in ("orders", "tickets"):
+        messages.extend(
+            record_message(
+                stream,
+                {
+                    "Email": f"{stream}{index}@example.com",
+                    "Plan": "gold",
+                    "_sdc_extracted_at": "2026-12-01T00:00:00+00:00",
+                },
+            )
+            for index in range(3)
+        )
+    config = target_config(sandbox, stream_maps={"orders": {"Plan": "__NULL__"}})
+
+    run = run_target(config, messages, tmp_path)
+
+    assert run.returncode == 0, run.stderr
+    received = {row["Email"]: row for row in sandbox.records()}
+    assert received["orders0@example.com"] == {"Email": "orders0@example.com"}
+    assert received["tickets0@example.com"] == {
+        "Email": "tickets0@example.com",
+        "Plan": "gold",
+    }
+    assert len(received) == 6
+
+
+def test_missing_key_property_names_stream(sandbox: Sandbox, tmp_path) -> None:
+    messages = [
+        schema_message("orders", {"Email": {"type": "string"}}, ["OrderId"]),
+        record_message("orders", {"Email": "k1@example.com"}),
+    ]
+
+    run = run_target(target_config(sandbox), messages, tmp_path)
+
+    assert run.returncode != 0
+    assert "input line 2 of stream 'orders' lacks its key properties" in run.stderr
+    assert "['OrderId']" in run.stderr
+    assert "k1@example.com" not in run.stderr
+    assert sandbox.records() == []
