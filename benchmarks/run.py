@@ -57,6 +57,8 @@ DEFAULT_TIMEOUT_SECONDS = 1800
 # Goals the target is measured against.
 MAX_TARGET_OVER_RAW = 1.5
 MIN_CSV_OVER_TARGET = 3.0
+# The delivery ledger may cost at most 10% of the throughput without it.
+MAX_LEDGER_COST = 1.1
 MAX_PEAK_RSS_MIB = 100.0
 MAX_RSS_GROWTH = 1.10
 
@@ -412,6 +414,13 @@ def ratios_of(summaries: dict[str, Summary]) -> dict[str, dict[str, t.Any]]:
         ratios["target_over_raw"]["value"] <= MAX_TARGET_OVER_RAW
     )
     ratios["target_over_noop"]["met"] = None
+    if "target-no-ledger" in summaries:
+        value = target / summaries["target-no-ledger"].wall_seconds
+        ratios["ledger_over_no_ledger"] = {
+            "value": value,
+            "goal": f"<= {MAX_LEDGER_COST}",
+            "met": value <= MAX_LEDGER_COST,
+        }
     if "csv" in summaries:
         value = summaries["csv"].wall_seconds / target
         ratios["csv_over_target"] = {
@@ -442,6 +451,7 @@ def print_comparison(
         "target_over_raw": "target / raw loop",
         "csv_over_target": "target-csv / target",
         "target_over_noop": "target / no-op SDK target",
+        "ledger_over_no_ledger": "target / target, dedup: false",
     }
     for key, label in labels.items():
         if key not in ratios:
@@ -527,7 +537,8 @@ def latency(arguments: argparse.Namespace, bench: Bench) -> dict[str, t.Any]:
 
     The no-op SDK target's wall time on the same input stands for the time to
     read the input, so the target's wall time is compared with
-    uploads x latency + that time.
+    uploads x latency + that time. The target also runs without its ledger,
+    to show what the ledger costs when uploads take time.
     """
     orders = make_input(
         bench.work_dir,
@@ -539,18 +550,21 @@ def latency(arguments: argparse.Namespace, bench: Bench) -> dict[str, t.Any]:
     by_key = {
         runner.key: runner for runner in build_runners(bench, arguments.cap_bytes, None)
     }
-    runners = [by_key["target"], by_key["noop"]]
+    runners = [by_key["target"], by_key["target-no-ledger"], by_key["noop"]]
     results = run_rounds(
         bench, [(runner, orders) for runner in runners], arguments.runs
     )
     target = summarise("target", runners[0].label, results["target", "orders"])
-    noop = summarise("noop", runners[1].label, results["noop", "orders"])
+    no_ledger = summarise(
+        "target-no-ledger", runners[1].label, results["target-no-ledger", "orders"]
+    )
+    noop = summarise("noop", runners[2].label, results["noop", "orders"])
     uploads = results["target", "orders"][0].uploads or 0
     waiting = uploads * arguments.latency
     bound = waiting + noop.wall_seconds
 
     print()
-    print(format_table([target, noop]))
+    print(format_table([target, no_ledger, noop]))
     print()
     print(
         f"Latency {arguments.latency} s per upload: target wall "
@@ -559,11 +573,17 @@ def latency(arguments: argparse.Namespace, bench: Bench) -> dict[str, t.Any]:
         f"to read the input (no-op SDK target) = {bound:.2f} s "
         f"(ratio {target.wall_seconds / bound:.2f})."
     )
+    print(
+        f"With the ledger {target.wall_seconds:.2f} s, without it "
+        f"{no_ledger.wall_seconds:.2f} s (ratio "
+        f"{target.wall_seconds / no_ledger.wall_seconds:.2f})."
+    )
     return {
         "mode": "latency",
         "latency_seconds": arguments.latency,
         "runs": arguments.runs,
         "target": target.to_json(),
+        "target_no_ledger": no_ledger.to_json(),
         "noop": noop.to_json(),
         "uploads": uploads,
         "uploads_times_latency": waiting,

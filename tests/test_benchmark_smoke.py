@@ -49,6 +49,7 @@ def test_benchmark_run_reports_each_runner(tmp_path: Path) -> None:
     assert len(table_rows) == len(RUNNER_LABELS), completed.stdout
     assert "target / raw loop" in completed.stdout
     assert "target / no-op SDK target" in completed.stdout
+    assert "target / target, dedup: false" in completed.stdout
     assert "skipped (--skip-peers)" in completed.stdout
 
     results = json.loads(results_path.read_text(encoding="utf-8"))
@@ -64,4 +65,8 @@ def test_benchmark_run_reports_each_runner(tmp_path: Path) -> None:
     assert target_run["records_received"] == 300
     assert target_run["uploads"] >= 1
     assert len(results["upload_checks"]) == 2
-    assert set(results["ratios"]) == {"target_over_raw", "target_over_noop"}
+    assert set(results["ratios"]) == {
+        "target_over_raw",
+        "target_over_noop",
+        "ledger_over_no_ledger",
+    }
