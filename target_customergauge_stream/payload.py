@@ -114,13 +114,10 @@ def format_datetime(value: datetime.datetime, timezone: datetime.tzinfo) -> str:
 
     A value without an offset is read as UTC. The fraction of a second is
     dropped, and the year always has four digits (`strftime('%Y')` does not
-    pad years below 1000 on every platform).
+    pad years below 1000 on every platform; `isoformat` always does, and
+    its first 19 characters leave out any offset).
     """
-    value = to_timezone(value, timezone)
-    return (
-        f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
-        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
-    )
+    return to_timezone(value, timezone).isoformat(" ", "seconds")[:19]
 
 
 def to_timezone(

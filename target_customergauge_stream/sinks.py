@@ -88,6 +88,7 @@ class CustomerGaugeStreamSink(Sink):
             self._dedup.held_keys(stream_name) if self._dedup is not None else {}
         )
         self._key_properties_for_dedup = self._dedup_key_properties()
+        self._required_properties = tuple(self.key_properties)
         self._single_key = (
             self._key_properties_for_dedup[0]
             if len(self._key_properties_for_dedup) == 1
@@ -163,7 +164,12 @@ class CustomerGaugeStreamSink(Sink):
     # the stream nor the input line.
     @override
     def _singer_validate_message(self, record: dict[str, t.Any]) -> None:
-        missing = [name for name in self.key_properties if name not in record]
+        for name in self._required_properties:
+            if name not in record:
+                break
+        else:
+            return
+        missing = [name for name in self._required_properties if name not in record]
         if missing:
             msg = (
                 f"{self._describe_position()} lacks its key properties {missing}, "
