@@ -258,6 +258,26 @@ def test_oauth2_uploads_with_bearer_token(tmp_path) -> None:
     assert tokens[0] not in run.stderr
 
 
+def test_oauth2_token_endpoint_5xx_is_retried(tmp_path) -> None:
+    with Sandbox(
+        api_key="unused-key",
+        client_id="demo-client",
+        client_secret="oauth-secret-5512ab",
+        token_failures=2,
+    ) as sandbox:
+        run = run_target(oauth_config(sandbox), numbered_messages(1, 3, 3), tmp_path)
+        token_requests = sandbox.state.token_requests
+        tokens = len(sandbox.state.tokens)
+        received = len(sandbox.records())
+
+    assert run.returncode == 0, run.stderr
+    assert token_requests == 3
+    assert tokens == 1
+    assert received == 3
+    assert "503" in run.stderr
+    assert "oauth-secret-5512ab" not in run.stderr
+
+
 def test_oauth2_renews_token_on_401(tmp_path) -> None:
     with Sandbox(
         api_key="unused-key",

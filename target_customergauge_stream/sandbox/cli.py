@@ -157,6 +157,12 @@ def _build_parser() -> argparse.ArgumentParser:
         help="Seconds an issued access token stays valid.",
     )
     serve.add_argument(
+        "--token-failures",
+        type=int,
+        default=0,
+        help="Answer the first N token requests with 503, to test retries.",
+    )
+    serve.add_argument(
         "--echo-authorization",
         action="store_true",
         help="Quote the received Authorization header in error bodies.",
@@ -211,6 +217,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
             client_id=arguments.client_id,
             client_secret=arguments.client_secret,
             token_lifetime=arguments.token_lifetime,
+            token_failures=arguments.token_failures,
             echo_authorization=arguments.echo_authorization,
             reject_repeated_bodies=arguments.reject_repeated_bodies,
             key_field=arguments.key_field,

@@ -90,6 +90,7 @@ class SandboxState:
         self.uploads: list[StoredUpload] = []
         self.requests_seen = 0
         self.tokens: dict[str, float] = {}
+        self.token_requests = 0
         self.body_digests: set[str] = set()
         self.in_flight = 0
         self.lock = threading.Lock()
@@ -190,6 +191,7 @@ class SandboxOptions:
         client_id: OAuth2 client ID the token endpoint accepts, if any.
         client_secret: OAuth2 client secret that goes with client_id.
         token_lifetime: Seconds an issued access token stays valid.
+        token_failures: How many token requests, from the first, answer 503.
         required_fields: Fields every record must carry.
         latency: Seconds added before every upload response.
         stall_seconds: How long the 'stall' steps wait.
@@ -204,6 +206,7 @@ class SandboxOptions:
     client_id: str | None = None
     client_secret: str | None = None
     token_lifetime: float = 3600.0
+    token_failures: int = 0
     required_fields: tuple[str, ...] = ()
     latency: float = 0.0
     stall_seconds: float = 30.0
@@ -355,6 +358,12 @@ class SandboxHandler(http.server.BaseHTTPRequestHandler):
 
     def _issue_token(self, body: bytes) -> None:
         options = self.server.options
+        with self.server.state.lock:
+            self.server.state.token_requests += 1
+            failing = self.server.state.token_requests <= options.token_failures
+        if failing:
+            self._send_json(503, {"error": "temporarily_unavailable"})
+            return
         form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
         grant = form.get("grant_type", [""])[0]
         client_id = form.get("client_id", [""])[0]
@@ -484,6 +493,7 @@ class Sandbox:
         client_id: str | None = None,
         client_secret: str | None = None,
         token_lifetime: float = 3600.0,
+        token_failures: int = 0,
         echo_authorization: bool = False,
         reject_repeated_bodies: bool = False,
         key_field: str = "Email",
@@ -495,6 +505,7 @@ class Sandbox:
             client_id=client_id,
             client_secret=client_secret,
             token_lifetime=token_lifetime,
+            token_failures=token_failures,
             required_fields=tuple(required_fields),
             latency=latency,
             stall_seconds=stall_seconds,
