@@ -27,6 +27,7 @@ import threading
 import typing as t
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -125,7 +126,18 @@ def _now() -> datetime.datetime:
 class DeliveryLedger:
     """Read and write the ledger; safe to call from the reading and upload threads."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, create: bool = True) -> None:
+        """Open the ledger at a URL, creating or migrating its tables.
+
+        Args:
+            url: SQLAlchemy URL of the database.
+            create: Create a ledger that does not exist yet. With False, a
+                missing ledger raises `LedgerError`.
+
+        Raises:
+            LedgerError: If the ledger cannot be opened, is missing (with
+                `create` False) or has a newer schema.
+        """
         self.url = url
         self._engine = sa.create_engine(url, future=True)
         self._sqlite = self._engine.dialect.name == "sqlite"
@@ -133,15 +145,53 @@ class DeliveryLedger:
             # Several threads share the file; WAL lets readers run beside a
             # writer, and the timeout waits out a brief lock instead of failing.
             sa.event.listen(self._engine, "connect", _configure_sqlite)
+            self._prepare_sqlite_file(create=create)
         self._lock = threading.Lock()
-        self._migrate()
-        self._json_each = self._sqlite and self._has_json_each()
-        # Keys that a run which stopped early had not added yet.
-        self.add_delivered_keys()
+        try:
+            self._migrate(create=create)
+            self._json_each = self._sqlite and self._has_json_each()
+            # Keys that a run which stopped early had not added yet.
+            self.add_delivered_keys()
+        except sa.exc.OperationalError as exc:
+            self._engine.dispose()
+            msg = (
+                f"Cannot open the delivery ledger at {self.describe()}: "
+                f"{exc.orig}. Check that the database is reachable and that "
+                f"this user may create and write its tables."
+            )
+            raise LedgerError(msg) from None
 
-    def _migrate(self) -> None:
+    def _prepare_sqlite_file(self, *, create: bool) -> None:
+        """Create the folder of a new SQLite ledger, or refuse a missing one."""
+        database = self._engine.url.database
+        if not database or database == ":memory:":
+            return
+        path = Path(database)
+        if path.exists():
+            return
+        if not create:
+            msg = (
+                f"No delivery ledger at {path.resolve()}. Point to the file the "
+                f"target uses ('ledger_path' or 'ledger_url', relative to the "
+                f"folder the target runs in)."
+            )
+            raise LedgerError(msg)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            msg = (
+                f"Cannot open the delivery ledger at {path}: its folder cannot "
+                f"be created ({exc.strerror}). Set 'ledger_path' to a file in a "
+                f"folder this user may write."
+            )
+            raise LedgerError(msg) from None
+
+    def _migrate(self, *, create: bool) -> None:
         with self._engine.begin() as connection:
             tables = set(sa.inspect(connection).get_table_names())
+            if not create and _META.name not in tables:
+                msg = f"No delivery ledger at {self.describe()}: it has no tables."
+                raise LedgerError(msg)
             _METADATA.create_all(connection)
             row = connection.execute(
                 sa.select(_META.c.value).where(_META.c.name == "schema_version")
@@ -264,18 +314,19 @@ class DeliveryLedger:
                 .values(status=DELIVERED, body=None, updated_at=now)
             )
             if add_keys:
-                self._add_delivered_keys(connection, int(now.timestamp()))
+                self._add_delivered_keys(connection)
 
     def add_delivered_keys(self) -> None:
         """Add the keys of every delivered upload whose row still contains them."""
         with self._lock, self._engine.begin() as connection:
-            self._add_delivered_keys(connection, int(_now().timestamp()))
+            self._add_delivered_keys(connection)
 
-    def _add_delivered_keys(self, connection: sa.Connection, stamp: int) -> None:
+    def _add_delivered_keys(self, connection: sa.Connection) -> None:
         """Move keys from delivered uploads' rows into the delivered keys.
 
-        A key can be there already only when a changed record was sent again
-        ('resend_changed'): the later upload's record hash wins. Adding the
+        Each key takes its upload's time of delivery. A key can be there
+        already only when a changed record was sent again ('resend_changed'):
+        the later upload's record hash wins. Adding the
         keys of several uploads at once costs about what adding one upload's
         keys does, because 2,000 random hashes touch most of the index's
         pages either way. Adding them in key order visits each page once:
@@ -292,22 +343,24 @@ class DeliveryLedger:
                 "INSERT INTO ledger_delivered_keys "
                 "(stream, key_hash, record_hash, delivered_at) "
                 "SELECT u.stream, json_extract(j.value, '$[0]'), "
-                "json_extract(j.value, '$[1]'), ? "
+                "json_extract(j.value, '$[1]'), "
+                "CAST(strftime('%s', u.updated_at) AS INTEGER) "
                 "FROM ledger_uploads AS u, json_each(u.key_data) AS j "
                 "WHERE u.status = ? AND u.key_data IS NOT NULL "
                 "ORDER BY 2, u.created_at, u.upload_id, j.key "
                 "ON CONFLICT (stream, key_hash) DO UPDATE SET "
                 "record_hash = excluded.record_hash, "
                 "delivered_at = excluded.delivered_at",
-                (stamp, DELIVERED),
+                (DELIVERED,),
             )
         else:
             uploads = connection.execute(
-                sa.select(_UPLOADS.c.stream, _UPLOADS.c.key_data)
+                sa.select(_UPLOADS.c.stream, _UPLOADS.c.key_data, _UPLOADS.c.updated_at)
                 .where(waiting)
                 .order_by(_UPLOADS.c.created_at, _UPLOADS.c.upload_id)
             ).all()
-            for stream, key_data in uploads:
+            for stream, key_data, delivered in uploads:
+                stamp = int(_as_utc(delivered).timestamp())
                 rows = {
                     key: {
                         "stream": stream,

@@ -1,9 +1,13 @@
 """Inspect and resolve the delivery ledger from the command line.
 
-Commands, each after `target-customergauge-stream-ledger --config config.json`:
-`list` (uploads pending or in doubt), `show UPLOAD_ID` (its exact body),
-`resolve UPLOAD_ID --delivered` or `--release`, `forget --stream S --key
-'["a@example.com"]'` or `forget --before 2024-01-01`, and `count`.
+Commands, each after `target-customergauge-stream-ledger --config config.json`
+(or `--ledger-path FILE`, or `--ledger-url URL`): `list` (uploads pending or
+in doubt), `show UPLOAD_ID` (its exact body), `resolve UPLOAD_ID --delivered`
+or `--release`, `forget --stream S --key '["a@example.com"]'` or `forget
+--before 2024-01-01`, and `count`. Without any of the three options, the
+ledger comes from the variables Meltano sets for the target
+(TARGET_CUSTOMERGAUGE_STREAM_LEDGER_URL or _LEDGER_PATH), else from the
+default path.
 """
 
 from __future__ import annotations
@@ -12,19 +16,30 @@ import argparse
 import datetime
 import json
 import logging
+import os
 import sys
 import typing as t
 from pathlib import Path
 
-from target_customergauge_stream.ledger import DeliveryLedger
+from target_customergauge_stream.ledger import DeliveryLedger, LedgerError
 from target_customergauge_stream.settings import resolve_settings
 
 LOGGER = logging.getLogger("target-customergauge-stream-ledger")
+# The variables through which Meltano passes these settings to the target.
+URL_VARIABLE = "TARGET_CUSTOMERGAUGE_STREAM_LEDGER_URL"
+PATH_VARIABLE = "TARGET_CUSTOMERGAUGE_STREAM_LEDGER_PATH"
 
 
 def _ledger_url(arguments: argparse.Namespace) -> str:
     if arguments.ledger_url:
         return str(arguments.ledger_url)
+    if arguments.ledger_path:
+        return f"sqlite:///{arguments.ledger_path}"
+    if not arguments.config:
+        if os.environ.get(URL_VARIABLE):
+            return os.environ[URL_VARIABLE]
+        if os.environ.get(PATH_VARIABLE):
+            return f"sqlite:///{os.environ[PATH_VARIABLE]}"
     config: dict[str, t.Any] = {}
     for path in arguments.config or []:
         try:
@@ -47,6 +62,9 @@ def _build_parser() -> argparse.ArgumentParser:
         help="Target config file whose ledger_url or ledger_path to use.",
     )
     where.add_argument("--ledger-url", help="SQLAlchemy URL of the ledger.")
+    where.add_argument(
+        "--ledger-path", help="SQLite file of the ledger, as in 'ledger_path'."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="List uploads that are pending or in doubt.")
     show = commands.add_parser(
@@ -115,48 +133,58 @@ def _forget(ledger: DeliveryLedger, arguments: argparse.Namespace) -> int:
     return 2
 
 
-def main(argv: t.Sequence[str] | None = None) -> int:  # noqa: PLR0911
+def _run(ledger: DeliveryLedger, arguments: argparse.Namespace) -> int:  # noqa: PLR0911
+    """Run one command on an open ledger and return the exit status."""
+    if arguments.command == "list":
+        unresolved = ledger.unresolved()
+        for item in unresolved:
+            print(
+                f"{item.upload_id}  {item.status:<8}  stream '{item.stream}'  "
+                f"{item.record_count} records  "
+                f"written {item.created_at:%Y-%m-%d %H:%M:%S}"
+            )
+        if not unresolved:
+            print("No uploads are pending or in doubt.")
+        return 0
+    if arguments.command == "show":
+        matches = [i for i in ledger.unresolved() if i.upload_id == arguments.upload_id]
+        if not matches or matches[0].body is None:
+            LOGGER.error("No pending or in-doubt upload %s.", arguments.upload_id)
+            return 1
+        sys.stdout.buffer.write(matches[0].body)
+        return 0
+    if arguments.command == "resolve":
+        if arguments.upload_id not in {i.upload_id for i in ledger.unresolved()}:
+            LOGGER.error("No pending or in-doubt upload %s.", arguments.upload_id)
+            return 1
+        if arguments.delivered:
+            ledger.mark_delivered(arguments.upload_id)
+            print(f"Upload {arguments.upload_id} marked delivered.")
+        else:
+            ledger.release(arguments.upload_id)
+            print(f"Upload {arguments.upload_id} released; it may be sent again.")
+        return 0
+    if arguments.command == "forget":
+        return _forget(ledger, arguments)
+    counts = ledger.delivered_counts()
+    for stream, count in sorted(counts.items()):
+        print(f"stream '{stream}': {count} delivered keys")
+    if not counts:
+        print("No delivered keys.")
+    return 0
+
+
+def main(argv: t.Sequence[str] | None = None) -> int:
     """Run the ledger command line."""
     arguments = _build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    ledger = DeliveryLedger(_ledger_url(arguments))
     try:
-        if arguments.command == "list":
-            unresolved = ledger.unresolved()
-            for item in unresolved:
-                print(
-                    f"{item.upload_id}  {item.status:<8}  stream '{item.stream}'  "
-                    f"{item.record_count} records  "
-                    f"written {item.created_at:%Y-%m-%d %H:%M:%S}"
-                )
-            if not unresolved:
-                print("No uploads are pending or in doubt.")
-            return 0
-        if arguments.command == "show":
-            matches = [
-                i for i in ledger.unresolved() if i.upload_id == arguments.upload_id
-            ]
-            if not matches or matches[0].body is None:
-                LOGGER.error("No pending or in-doubt upload %s.", arguments.upload_id)
-                return 1
-            sys.stdout.buffer.write(matches[0].body)
-            return 0
-        if arguments.command == "resolve":
-            if arguments.upload_id not in {i.upload_id for i in ledger.unresolved()}:
-                LOGGER.error("No pending or in-doubt upload %s.", arguments.upload_id)
-                return 1
-            if arguments.delivered:
-                ledger.mark_delivered(arguments.upload_id)
-                print(f"Upload {arguments.upload_id} marked delivered.")
-            else:
-                ledger.release(arguments.upload_id)
-                print(f"Upload {arguments.upload_id} released; it may be sent again.")
-            return 0
-        if arguments.command == "forget":
-            return _forget(ledger, arguments)
-        for stream, count in sorted(ledger.delivered_counts().items()):
-            print(f"stream '{stream}': {count} delivered keys")
-        return 0
+        ledger = DeliveryLedger(_ledger_url(arguments), create=False)
+    except LedgerError as exc:
+        LOGGER.error("%s", exc)
+        return 1
+    try:
+        return _run(ledger, arguments)
     finally:
         ledger.close()
 

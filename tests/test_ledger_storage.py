@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ from target_customergauge_stream.ledger import (
     HASH_DIGITS,
     SCHEMA_VERSION,
     DeliveryLedger,
+    LedgerError,
     key_hash,
     record_hash,
     text_key_hash,
@@ -194,3 +198,66 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     database.close()
     with pytest.raises(RuntimeError, match="schema version 99, newer"):
         DeliveryLedger(f"sqlite:///{path}")
+
+
+def test_keys_take_their_upload_delivery_time(
+    ledger: DeliveryLedger, tmp_path: Path
+) -> None:
+    upload_id = ledger.write_ahead("orders", keys_of("a", "b"), b"<body/>")
+    ledger.mark_delivered(upload_id, add_keys=False)
+    database = sqlite3.connect(tmp_path / "ledger.sqlite")
+    database.execute(
+        "UPDATE ledger_uploads SET updated_at = '2026-11-01 10:00:00.000000'"
+    )
+    database.commit()
+    database.close()
+    ledger.add_delivered_keys()
+    moment = datetime.datetime(2026, 11, 2, tzinfo=datetime.timezone.utc)
+    assert ledger.forget_before(moment) == 2
+
+
+def run_ledger_cli(
+    tmp_path: Path, *arguments: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "target_customergauge_stream.ledger_cli", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_cli_refuses_missing_ledger(tmp_path: Path) -> None:
+    run = run_ledger_cli(tmp_path, "--ledger-path", "nowhere/ledger.sqlite", "list")
+    assert run.returncode == 1
+    assert "No delivery ledger at" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_cli_reads_meltano_variable(tmp_path: Path) -> None:
+    path = tmp_path / "output" / "ledger.sqlite"
+    created = DeliveryLedger(f"sqlite:///{path}")
+    created.mark_delivered(created.write_ahead("orders", keys_of("a"), b"<a/>"))
+    created.close()
+    variables = {"TARGET_CUSTOMERGAUGE_STREAM_LEDGER_PATH": str(path)}
+    run = run_ledger_cli(tmp_path, "count", env=variables)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "stream 'orders': 1 delivered keys"
+
+
+def test_cli_count_says_when_empty(tmp_path: Path) -> None:
+    DeliveryLedger(f"sqlite:///{tmp_path / 'ledger.sqlite'}").close()
+    run = run_ledger_cli(tmp_path, "--ledger-path", "ledger.sqlite", "count")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "No delivered keys."
+
+
+def test_unopenable_ledger_gets_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    with pytest.raises(LedgerError, match="Cannot open the delivery ledger"):
+        DeliveryLedger(f"sqlite:///{blocker / 'ledger.sqlite'}")

@@ -191,7 +191,7 @@ class SandboxOptions:
         client_id: OAuth2 client ID the token endpoint accepts, if any.
         client_secret: OAuth2 client secret that goes with client_id.
         token_lifetime: Seconds an issued access token stays valid.
-        token_failures: How many token requests, from the first, answer 503.
+        token_failures: How many token requests, from the first, get a 503.
         required_fields: Fields every record must carry.
         latency: Seconds added before every upload response.
         stall_seconds: How long the 'stall' steps wait.
