@@ -104,6 +104,9 @@ class DeliveryCoordinator:
         """
         if self.writing_ledger is not None:
             self._settle_unresolved(self.writing_ledger)
+            if self.dedup is not None:
+                # Released uploads' records may be sent again in this run.
+                self.dedup.reload_unresolved()
 
     def _settle_unresolved(self, ledger: DeliveryLedger) -> None:
         unresolved = ledger.unresolved()

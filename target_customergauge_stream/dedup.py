@@ -47,10 +47,14 @@ class Deduplicator:
         self._recorded: collections.deque[tuple[Upload, list[str]]] = (
             collections.deque()
         )
-        # Keys of uploads an earlier run left pending or in doubt. Delivery
-        # settles them before anything is sent, so this is empty then, but
-        # a dry run reads them to skip what a real run would skip.
+        # Keys of uploads an earlier run left pending or in doubt. A real run
+        # settles those uploads before sending anything and then reloads
+        # this; a dry run keeps them, to skip what a real run would skip.
         self._unresolved = ledger.unresolved_keys()
+
+    def reload_unresolved(self) -> None:
+        """Read again which keys sit in uploads pending or in doubt."""
+        self._unresolved = self.ledger.unresolved_keys()
 
     def held_keys(self, stream: str) -> HeldKeys:
         """Return the keys a stream has in uploads not yet in the ledger.

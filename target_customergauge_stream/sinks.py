@@ -170,13 +170,12 @@ class CustomerGaugeStreamSink(Sink):
         else:
             return
         missing = [name for name in self._required_properties if name not in record]
-        if missing:
-            msg = (
-                f"{self._describe_position()} lacks its key properties {missing}, "
-                f"which the stream's SCHEMA message names in key_properties. Fix "
-                f"the tap or its SCHEMA so that every record has them."
-            )
-            raise MissingKeyPropertiesError(msg)
+        msg = (
+            f"{self._describe_position()} lacks its key properties {missing}, "
+            f"which the stream's SCHEMA message names in key_properties. Fix "
+            f"the tap or its SCHEMA so that every record has them."
+        )
+        raise MissingKeyPropertiesError(msg)
 
     @property
     @override

@@ -121,9 +121,11 @@ class TargetCustomerGaugeStream(Target):
     def _process_record_message(self, message_dict: dict[str, t.Any]) -> None:
         stream_name = message_dict.get("stream")
         record = message_dict.get("record")
-        sink = self._unmapped_sinks.get(stream_name) if stream_name else None
-        if sink is None and isinstance(stream_name, str):
-            sink = self._find_unmapped_sink(stream_name)
+        sink = None
+        if isinstance(stream_name, str):
+            sink = self._unmapped_sinks.get(stream_name) or self._find_unmapped_sink(
+                stream_name
+            )
         if sink is None or type(record) is not dict:
             super()._process_record_message(message_dict)
             return

@@ -427,3 +427,28 @@ def test_chaos_every_record_exactly_once(tmp_path, in_doubt: str) -> None:
     assert sandbox.state.duplicates("Email") == {}
     assert len(final) == total
     assert set(final) == {f"c{index}@example.com" for index in range(1, total + 1)}
+
+
+def test_resent_upload_rejected_is_released(tmp_path) -> None:
+    # An in-doubt upload left by a stopped run is resent at start; a definite
+    # rejection releases its records, which this run then sends again.
+    with Sandbox(api_key=TEST_API_KEY, script=["stall"], stall_seconds=1.0) as sandbox:
+        config = target_config(sandbox, request_timeout=0.4)
+        first = run_target(config, orders(1, 2), tmp_path)
+        assert sandbox.wait_until_idle(10)
+    assert first.returncode != 0
+    with Sandbox(api_key=TEST_API_KEY, script=["400"]) as sandbox:
+        config = target_config(
+            sandbox, in_doubt="resend", ledger_path=first_ledger_path(tmp_path)
+        )
+        rerun = run_target(config, orders(1, 2), tmp_path)
+
+    assert rerun.returncode == 0, rerun.stderr
+    assert "released" in rerun.stderr
+    assert emails(sandbox) == ["c1@example.com", "c2@example.com"]
+
+
+def first_ledger_path(tmp_path: Path) -> str:
+    """Return the ledger path of the config that run_target last wrote."""
+    config = json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))
+    return str(config["ledger_path"])
