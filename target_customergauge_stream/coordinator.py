@@ -13,7 +13,11 @@ from target_customergauge_stream.batching import UploadPacker
 from target_customergauge_stream.checkpoints import StateCheckpoints
 from target_customergauge_stream.client import StreamApiClient, UploadFailedError
 from target_customergauge_stream.dedup import Deduplicator
-from target_customergauge_stream.delivery import NOT_SENT_REASON, UploadPipeline
+from target_customergauge_stream.delivery import (
+    KEYS_PER_LEDGER_UPDATE,
+    NOT_SENT_REASON,
+    UploadPipeline,
+)
 from target_customergauge_stream.dry_run import DRY_RUN_REJECTS, DryRunClient
 from target_customergauge_stream.failed_store import FailedUploadStore
 from target_customergauge_stream.ledger import DeliveryLedger, LedgerError
@@ -79,6 +83,8 @@ class DeliveryCoordinator:
         )
         # A dry run reads the ledger, to show what it would skip, but never
         # writes to it.
+        # NOTE: a dry run's keys therefore never leave memory, which grows
+        # with the input; docs/ledger.md advises dry runs on samples.
         self.writing_ledger = None if settings.dry_run else self.ledger
         self.pipeline = UploadPipeline(
             self.client,
@@ -87,6 +93,11 @@ class DeliveryCoordinator:
             drop_known=self._drop_known_records if self.dedup else None,
             on_emptied=self._on_upload_emptied,
             on_recorded=self.dedup.forget_upload if self.dedup else None,
+            # A changed record sent again must find its newest hash in the
+            # ledger's index at once: a batch would leave the older one there.
+            keys_per_ledger_update=1
+            if settings.resend_changed
+            else KEYS_PER_LEDGER_UPDATE,
         )
         self.failed_store = FailedUploadStore(settings.failed_uploads_dir)
 
@@ -155,7 +166,7 @@ class DeliveryCoordinator:
         self.pipeline.submit(upload)
 
     def _drop_known_records(self, upload: Upload) -> int:
-        """Remove records the ledger holds from an upload; runs on the upload thread."""
+        """Remove records already in the ledger; runs on the upload thread."""
         if self.dedup is None:
             return 0
         skipped = self.dedup.drop_known(upload)

@@ -74,8 +74,10 @@ class UploadPipeline:
         drop_known: t.Callable[[Upload], int] | None = None,
         on_emptied: t.Callable[[Upload], None] | None = None,
         on_recorded: t.Callable[[Upload], None] | None = None,
+        keys_per_ledger_update: int = KEYS_PER_LEDGER_UPDATE,
     ) -> None:
         self._client = client
+        self._keys_per_ledger_update = keys_per_ledger_update
         self._ledger = ledger
         self._drop_known = drop_known
         self._on_emptied = on_emptied
@@ -168,13 +170,24 @@ class UploadPipeline:
             self._undelivered.append(Undelivered(upload, body, reason))
 
     def _settle_failure(self, upload: Upload, *, ambiguous: bool) -> None:
-        """Tell the ledger how a failed upload ended: in doubt, or not sent."""
+        """Record in the ledger how a failed upload ended: in doubt, or not sent.
+
+        If that write fails, the upload stays pending in the ledger, which
+        the next run treats as in doubt: safe, never a duplicate.
+        """
         if self._ledger is None or upload.ledger_id is None:
             return
-        if ambiguous:
-            self._ledger.mark_in_doubt(upload.ledger_id)
-        else:
-            self._ledger.release(upload.ledger_id)
+        try:
+            if ambiguous:
+                self._ledger.mark_in_doubt(upload.ledger_id)
+            else:
+                self._ledger.release(upload.ledger_id)
+        except Exception:
+            LOGGER.exception(
+                "Could not record the outcome of upload %s in the delivery "
+                "ledger; it stays pending there.",
+                upload.ledger_id,
+            )
 
     def _run(self) -> None:
         while True:
@@ -186,7 +199,17 @@ class UploadPipeline:
             if self._failure is not None or self._stopping.is_set():
                 self._set_aside(upload, body, NOT_SENT_REASON)
                 continue
-            self._deliver(upload, body)
+            try:
+                self._deliver(upload, body)
+            except Exception as exc:
+                # A bug here must not end this thread: the reading thread
+                # would then wait on the queue forever.
+                LOGGER.exception("Upload %d failed unexpectedly.", upload.sequence)
+                if self._failure is None:
+                    self._failure = UploadFailedError(
+                        f"Upload {upload.sequence} of stream '{upload.stream}' "
+                        f"failed unexpectedly: {exc!r}"
+                    )
 
     def _record_delivered_keys(self) -> None:
         """Add delivered uploads' keys to the ledger's index, many at a time."""
@@ -247,9 +270,12 @@ class UploadPipeline:
                     upload.stream, upload.keys, body
                 )
         except Exception as exc:
-            # Nothing was sent: the upload is saved as it is.
+            # Nothing was sent: what is left of the upload is saved, with the
+            # keys that match its body.
             LOGGER.exception("%s could not be prepared for sending.", label)
-            self._set_aside(upload, body or original_body, f"unexpected error: {exc!r}")
+            if upload.record_count:
+                reason = f"unexpected error: {exc!r}"
+                self._set_aside(upload, body or original_body, reason)
             self._failure = UploadFailedError(f"{label} failed: {exc!r}")
             return
         try:
@@ -291,7 +317,7 @@ class UploadPipeline:
                 return
             self._unrecorded.append(upload)
             self._unrecorded_keys += len(upload.keys)
-            if self._unrecorded_keys >= KEYS_PER_LEDGER_UPDATE:
+            if self._unrecorded_keys >= self._keys_per_ledger_update:
                 self._record_delivered_keys()
         # The reading thread may not have cleared this yet; an accepted upload
         # must never be saved for replay.

@@ -152,11 +152,15 @@ class DeliveryLedger:
             self._json_each = self._sqlite and self._has_json_each()
             # Keys that a run which stopped early had not added yet.
             self.add_delivered_keys()
-        except sa.exc.OperationalError as exc:
+        except LedgerError:
             self._engine.dispose()
+            raise
+        except sa.exc.SQLAlchemyError as exc:
+            self._engine.dispose()
+            reason = getattr(exc, "orig", None) or type(exc).__name__
             msg = (
                 f"Cannot open the delivery ledger at {self.describe()}: "
-                f"{exc.orig}. Check that the database is reachable and that "
+                f"{reason}. Check that the database is reachable and that "
                 f"this user may create and write its tables."
             )
             raise LedgerError(msg) from None
@@ -218,8 +222,8 @@ class DeliveryLedger:
                     f"target-customergauge-stream."
                 )
                 raise LedgerError(msg)
-            if version == 1 and _V1_KEYS in tables:
-                _migrate_from_version_1(connection)
+            if version == 1:
+                _migrate_from_version_1(connection, has_keys=_V1_KEYS in tables)
                 LOGGER.info(
                     "Migrated the delivery ledger at %s from schema version 1 to %d.",
                     self.describe(),
@@ -326,11 +330,11 @@ class DeliveryLedger:
 
         Each key takes its upload's time of delivery. A key can be there
         already only when a changed record was sent again ('resend_changed'):
-        the later upload's record hash wins. Adding the
-        keys of several uploads at once costs about what adding one upload's
-        keys does, because 2,000 random hashes touch most of the index's
-        pages either way. Adding them in key order visits each page once:
-        on the benchmark input that made the run 8% faster.
+        the later upload's record hash wins. Adding the keys of several
+        uploads at once costs about what adding one upload's keys does,
+        because 2,000 random hashes touch most of the index's pages either
+        way. Adding them in key order visits each page once: on the
+        benchmark input that made the run 8% faster.
         """
         waiting = sa.and_(
             _UPLOADS.c.status == DELIVERED, _UPLOADS.c.key_data.is_not(None)
@@ -338,7 +342,8 @@ class DeliveryLedger:
         if self._json_each:
             # One statement: an executemany makes SQLite release the GIL at
             # every row, and this thread then waits each time for the busy
-            # reading thread.
+            # reading thread. Uploads are taken in the order they were
+            # written (rowid), so that a later upload's record hash wins.
             connection.exec_driver_sql(
                 "INSERT INTO ledger_delivered_keys "
                 "(stream, key_hash, record_hash, delivered_at) "
@@ -347,41 +352,55 @@ class DeliveryLedger:
                 "CAST(strftime('%s', u.updated_at) AS INTEGER) "
                 "FROM ledger_uploads AS u, json_each(u.key_data) AS j "
                 "WHERE u.status = ? AND u.key_data IS NOT NULL "
-                "ORDER BY 2, u.created_at, u.upload_id, j.key "
+                "ORDER BY 2, u.rowid, j.key "
                 "ON CONFLICT (stream, key_hash) DO UPDATE SET "
                 "record_hash = excluded.record_hash, "
                 "delivered_at = excluded.delivered_at",
                 (DELIVERED,),
             )
-        else:
-            uploads = connection.execute(
-                sa.select(_UPLOADS.c.stream, _UPLOADS.c.key_data, _UPLOADS.c.updated_at)
-                .where(waiting)
-                .order_by(_UPLOADS.c.created_at, _UPLOADS.c.upload_id)
-            ).all()
-            for stream, key_data, delivered in uploads:
-                stamp = int(_as_utc(delivered).timestamp())
-                rows = {
-                    key: {
-                        "stream": stream,
-                        "key_hash": key,
-                        "record_hash": digest,
-                        "delivered_at": stamp,
-                    }
-                    for key, digest in json.loads(key_data)
+            # SQLite admits one writer at a time: no upload can have been
+            # marked delivered since the INSERT above read them.
+            connection.execute(sa.update(_UPLOADS).where(waiting).values(key_data=None))
+            return
+        uploads = connection.execute(
+            sa.select(
+                _UPLOADS.c.upload_id,
+                _UPLOADS.c.stream,
+                _UPLOADS.c.key_data,
+                _UPLOADS.c.updated_at,
+            )
+            .where(waiting)
+            .order_by(_UPLOADS.c.created_at, _UPLOADS.c.upload_id)
+        ).all()
+        for _, stream, key_data, delivered in uploads:
+            stamp = int(_as_utc(delivered).timestamp())
+            rows = {
+                key: {
+                    "stream": stream,
+                    "key_hash": key,
+                    "record_hash": digest,
+                    "delivered_at": stamp,
                 }
-                keys = list(rows)
-                for start in range(0, len(keys), _LOOKUP_CHUNK):
-                    connection.execute(
-                        sa.delete(_DELIVERED).where(
-                            _DELIVERED.c.stream == stream,
-                            _DELIVERED.c.key_hash.in_(
-                                keys[start : start + _LOOKUP_CHUNK]
-                            ),
-                        )
+                for key, digest in json.loads(key_data)
+            }
+            keys = list(rows)
+            for start in range(0, len(keys), _LOOKUP_CHUNK):
+                connection.execute(
+                    sa.delete(_DELIVERED).where(
+                        _DELIVERED.c.stream == stream,
+                        _DELIVERED.c.key_hash.in_(keys[start : start + _LOOKUP_CHUNK]),
                     )
-                connection.execute(sa.insert(_DELIVERED), list(rows.values()))
-        connection.execute(sa.update(_UPLOADS).where(waiting).values(key_data=None))
+                )
+            connection.execute(sa.insert(_DELIVERED), list(rows.values()))
+        # Only the uploads read above: another process may have marked more
+        # uploads delivered since, and their keys must wait for the next call.
+        read = [upload_id for upload_id, _, _, _ in uploads]
+        for start in range(0, len(read), _LOOKUP_CHUNK):
+            connection.execute(
+                sa.update(_UPLOADS)
+                .where(_UPLOADS.c.upload_id.in_(read[start : start + _LOOKUP_CHUNK]))
+                .values(key_data=None)
+            )
 
     def mark_in_doubt(self, upload_id: str) -> None:
         """Record that an upload may or may not have arrived."""
@@ -475,7 +494,7 @@ class DeliveryLedger:
             return int(connection.execute(query).scalar_one())
 
 
-def _migrate_from_version_1(connection: sa.Connection) -> None:
+def _migrate_from_version_1(connection: sa.Connection, *, has_keys: bool) -> None:
     """Move a version 1 ledger, with one row per key and status, to version 2.
 
     Version 1 kept full 64-digit hashes; version 2 keeps their first 32
@@ -489,6 +508,17 @@ def _migrate_from_version_1(connection: sa.Connection) -> None:
         connection.exec_driver_sql(
             "ALTER TABLE ledger_uploads ADD COLUMN key_data TEXT"
         )
+    if has_keys:
+        _copy_version_1_keys(connection)
+    connection.execute(
+        sa.update(_META)
+        .where(_META.c.name == "schema_version")
+        .values(value=str(SCHEMA_VERSION))
+    )
+
+
+def _copy_version_1_keys(connection: sa.Connection) -> None:
+    """Copy version 1's key rows into version 2's places, then drop them."""
     old_keys = sa.Table(_V1_KEYS, sa.MetaData(), autoload_with=connection)
     delivered = connection.execution_options(yield_per=10_000).execute(
         sa.select(
@@ -532,11 +562,6 @@ def _migrate_from_version_1(connection: sa.Connection) -> None:
             )
         )
     old_keys.drop(connection)
-    connection.execute(
-        sa.update(_META)
-        .where(_META.c.name == "schema_version")
-        .values(value=str(SCHEMA_VERSION))
-    )
 
 
 def _as_utc(moment: datetime.datetime) -> datetime.datetime:

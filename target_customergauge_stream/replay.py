@@ -23,7 +23,7 @@ from lxml import etree
 
 from target_customergauge_stream.client import StreamApiClient, UploadFailedError
 from target_customergauge_stream.failed_store import FailedUploadStore
-from target_customergauge_stream.ledger import DeliveryLedger
+from target_customergauge_stream.ledger import HASH_DIGITS, DeliveryLedger
 from target_customergauge_stream.payload import build_body
 from target_customergauge_stream.safe_xml import safe_parser
 from target_customergauge_stream.settings import resolve_settings, validate_config
@@ -103,13 +103,19 @@ def replay(
                 label,
             )
             return 1
+        # Bodies saved by version 1 of the ledger carry 64-digit hashes.
         keys = [
-            (str(key), str(digest)) for key, digest in saved.description.get("keys", [])
+            (str(key)[:HASH_DIGITS], str(digest)[:HASH_DIGITS])
+            for key, digest in saved.description.get("keys", [])
         ]
         stream = str(saved.description.get("stream", ""))
         ledger_id = None
         if ledger is not None and keys:
-            known = ledger.known_keys(stream, [key for key, _ in keys])
+            known = set(ledger.known_keys(stream, [key for key, _ in keys]))
+            # Keys of uploads pending or in doubt count as known too: those
+            # uploads may have arrived.
+            known.update(ledger.unresolved_keys().get(stream, {}))
+            known.intersection_update(key for key, _ in keys)
             if known:
                 body, keys = without_known_records(body, keys, known)
                 LOGGER.info(

@@ -244,6 +244,21 @@ def test_stream_maps_and_metadata_fields(sandbox: Sandbox, tmp_path) -> None:
     assert len(received) == 6
 
 
+def test_record_metadata_added_when_asked(sandbox: Sandbox, tmp_path) -> None:
+    messages = [
+        schema_message("tickets", {"Email": {"type": "string"}}),
+        record_message("tickets", {"Email": "m1@example.com"}),
+    ]
+    config = target_config(sandbox, add_record_metadata=True)
+
+    run = run_target(config, messages, tmp_path)
+
+    assert run.returncode == 0, run.stderr
+    [received] = sandbox.records()
+    assert received["Email"] == "m1@example.com"
+    assert "_sdc_received_at" in received
+
+
 def test_missing_key_property_names_stream(sandbox: Sandbox, tmp_path) -> None:
     messages = [
         schema_message("orders", {"Email": {"type": "string"}}, ["OrderId"]),

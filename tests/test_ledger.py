@@ -452,3 +452,60 @@ def first_ledger_path(tmp_path: Path) -> str:
     """Return the ledger path of the config that run_target last wrote."""
     config = json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))
     return str(config["ledger_path"])
+
+
+def test_replay_skips_records_in_doubt(tmp_path) -> None:
+    with Sandbox(api_key=TEST_API_KEY, script=["stall"], stall_seconds=1.0) as sandbox:
+        failed_dir = tmp_path / "failed"
+        config = target_config(
+            sandbox, request_timeout=0.4, failed_uploads_dir=str(failed_dir)
+        )
+        first = run_target(config, orders(1, 2), tmp_path)
+        assert sandbox.wait_until_idle(10)
+        assert first.returncode != 0
+        assert list(failed_dir.glob("*.xml"))
+
+        replay = run_replay(tmp_path / "config.json")
+
+        received = sandbox.records()
+
+    assert replay.returncode == 0, replay.stderr
+    # The upload is in doubt: settling it is the ledger's job (resolve or
+    # in_doubt: resend), so replay must not send its records.
+    assert "2 records are already in the delivery ledger" in replay.stderr
+    assert received == []
+
+
+def test_changed_record_back_to_old_version(sandbox: Sandbox, tmp_path) -> None:
+    # v0 delivered by an earlier run; this run sends v1, then v0 again: with
+    # resend_changed the latest version must go out, so both are sent.
+    config = target_config(sandbox, resend_changed=True, batch_size_rows=1)
+    assert run_target(config, orders(1, 1, plan="basic"), tmp_path).returncode == 0
+    messages = orders(1, 1, plan="gold") + orders(1, 1, plan="basic")[1:]
+
+    run = run_target(config, messages, tmp_path)
+
+    assert run.returncode == 0, run.stderr
+    plans = [record["Plan"] for record in sandbox.records()]
+    assert plans == ["basic", "gold", "basic"]
+
+
+def test_replay_reads_version_1_hashes(sandbox: Sandbox, tmp_path) -> None:
+    # Saved by version 1 of the ledger: 64-digit hashes, of which version 2
+    # keeps the first 32.
+    sandbox.faults.script = ["400"]
+    failed_dir = tmp_path / "failed"
+    config = target_config(sandbox, failed_uploads_dir=str(failed_dir))
+    assert run_target(config, orders(1, 3), tmp_path).returncode != 0
+    [description_path] = failed_dir.glob("*.json")
+    description = json.loads(description_path.read_text(encoding="utf-8"))
+    description["keys"] = [
+        [key + "0" * 32, digest + "0" * 32] for key, digest in description["keys"]
+    ]
+    description_path.write_text(json.dumps(description), encoding="utf-8")
+    assert run_target(config, orders(1, 2), tmp_path).returncode == 0
+
+    replay = run_replay(tmp_path / "config.json")
+
+    assert replay.returncode == 0, replay.stderr
+    assert emails(sandbox) == ["c1@example.com", "c2@example.com", "c3@example.com"]

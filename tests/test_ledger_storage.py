@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from target_customergauge_stream.ledger import (
     HASH_DIGITS,
@@ -261,3 +262,48 @@ def test_unopenable_ledger_gets_clear_error(tmp_path: Path) -> None:
     blocker.write_text("not a folder", encoding="utf-8")
     with pytest.raises(LedgerError, match="Cannot open the delivery ledger"):
         DeliveryLedger(f"sqlite:///{blocker / 'ledger.sqlite'}")
+
+
+def test_portable_add_leaves_later_uploads(tmp_path: Path) -> None:
+    # Another process marks an upload delivered while this one is adding
+    # keys: that upload's keys must wait for the next add, not vanish.
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    adding = DeliveryLedger(url)
+    adding._json_each = False
+    other = DeliveryLedger(url)
+    first = adding.write_ahead("orders", keys_of("a"), b"<a/>")
+    adding.mark_delivered(first, add_keys=False)
+    later = other.write_ahead("tickets", keys_of("b"), b"<b/>")
+    fired = []
+
+    def deliver_later(_conn, _cursor, statement, *_args) -> None:
+        if not fired and statement.lstrip().startswith("SELECT ledger_uploads"):
+            fired.append(True)
+            other.mark_delivered(later, add_keys=False)
+
+    sa.event.listen(adding._engine, "after_cursor_execute", deliver_later)
+    adding.add_delivered_keys()
+    assert fired
+    assert adding.delivered_counts() == {"orders": 1}
+    other.add_delivered_keys()
+    assert adding.delivered_counts() == {"orders": 1, "tickets": 1}
+    adding.close()
+    other.close()
+
+
+def test_version_1_without_key_table_is_raised(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    database = sqlite3.connect(path)
+    database.executescript(
+        """
+        CREATE TABLE ledger_meta (name VARCHAR(64) PRIMARY KEY, value VARCHAR(256));
+        INSERT INTO ledger_meta VALUES ('schema_version', '1');
+        """
+    )
+    database.commit()
+    database.close()
+    DeliveryLedger(f"sqlite:///{path}").close()
+    database = sqlite3.connect(path)
+    version = database.execute("SELECT value FROM ledger_meta").fetchone()
+    database.close()
+    assert version == (str(SCHEMA_VERSION),)
