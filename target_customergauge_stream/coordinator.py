@@ -115,9 +115,9 @@ class DeliveryCoordinator:
         """
         if self.writing_ledger is not None:
             self._settle_unresolved(self.writing_ledger)
-            if self.dedup is not None:
-                # Released uploads' records may be sent again in this run.
-                self.dedup.reload_unresolved()
+        if self.dedup is not None:
+            # Read after settling: released uploads' records may be sent again.
+            self.dedup.reload_unresolved()
 
     def _settle_unresolved(self, ledger: DeliveryLedger) -> None:
         unresolved = ledger.unresolved()

@@ -22,7 +22,6 @@ class Decision:
     replaces: Upload | None = None
 
 
-ADD = Decision(add=True)
 SKIP = Decision(add=False)
 
 
@@ -47,13 +46,13 @@ class Deduplicator:
         self._recorded: collections.deque[tuple[Upload, list[str]]] = (
             collections.deque()
         )
-        # Keys of uploads an earlier run left pending or in doubt. A real run
-        # settles those uploads before sending anything and then reloads
-        # this; a dry run keeps them, to skip what a real run would skip.
-        self._unresolved = ledger.unresolved_keys()
+        # Keys of uploads an earlier run left pending or in doubt, loaded by
+        # `reload_unresolved` once a real run has settled those uploads. A
+        # dry run loads them unsettled, to skip what a real run would skip.
+        self._unresolved: dict[str, dict[str, str]] = {}
 
     def reload_unresolved(self) -> None:
-        """Read again which keys sit in uploads pending or in doubt."""
+        """Read which keys are in uploads pending or in doubt."""
         self._unresolved = self.ledger.unresolved_keys()
 
     def held_keys(self, stream: str) -> HeldKeys:

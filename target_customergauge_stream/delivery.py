@@ -164,9 +164,8 @@ class UploadPipeline:
             raise self._failure
 
     def _set_aside(self, upload: Upload, body: bytes, reason: str) -> None:
+        self._replace_submitting(upload, None)
         with self._lock:
-            if self._submitting is not None and self._submitting.upload is upload:
-                self._submitting = None
             self._undelivered.append(Undelivered(upload, body, reason))
 
     def _settle_failure(self, upload: Upload, *, ambiguous: bool) -> None:
@@ -231,24 +230,25 @@ class UploadPipeline:
         self._unrecorded.clear()
         self._unrecorded_keys = 0
 
-    def _forget_submitting(self, upload: Upload) -> None:
+    def _replace_submitting(
+        self, upload: Upload, replacement: Undelivered | None
+    ) -> None:
+        """Replace the half-submitted entry if it is this upload's."""
         with self._lock:
             if self._submitting is not None and self._submitting.upload is upload:
-                self._submitting = None
+                self._submitting = replacement
 
     def _without_known_records(self, upload: Upload, body: bytes) -> bytes | None:
         """Drop records delivered before; return the body to send, or None."""
         if self._drop_known is None or not self._drop_known(upload):
             return body
         if upload.record_count == 0:
-            self._forget_submitting(upload)
+            self._replace_submitting(upload, None)
             if self._on_emptied is not None:
                 self._on_emptied(upload)
             return None
         body = upload.body()
-        with self._lock:
-            if self._submitting is not None and self._submitting.upload is upload:
-                self._submitting = Undelivered(upload, body, NOT_SENT_REASON)
+        self._replace_submitting(upload, Undelivered(upload, body, NOT_SENT_REASON))
         return body
 
     def _deliver(self, upload: Upload, original_body: bytes) -> None:
@@ -312,7 +312,7 @@ class UploadPipeline:
                     f"'target-customergauge-stream-ledger resolve "
                     f"{upload.ledger_id} --delivered' before the next run."
                 )
-                self._forget_submitting(upload)
+                self._replace_submitting(upload, None)
                 self._on_accepted(upload, report)
                 return
             self._unrecorded.append(upload)
@@ -321,5 +321,5 @@ class UploadPipeline:
                 self._record_delivered_keys()
         # The reading thread may not have cleared this yet; an accepted upload
         # must never be saved for replay.
-        self._forget_submitting(upload)
+        self._replace_submitting(upload, None)
         self._on_accepted(upload, report)

@@ -90,6 +90,10 @@ def replay(
         LOGGER.info("No saved uploads in '%s'.", store.folder)
         return 0
     delivered = 0
+    # Keys of uploads pending or in doubt count as known, because those uploads
+    # may have arrived. An upload that replay leaves in doubt ends the replay,
+    # so reading them once is enough.
+    unresolved = ledger.unresolved_keys() if ledger is not None else {}
     for saved in saved_uploads:
         body = saved.body_path.read_bytes()
         records = saved.description.get("record_count", "?")
@@ -112,9 +116,7 @@ def replay(
         ledger_id = None
         if ledger is not None and keys:
             known = set(ledger.known_keys(stream, [key for key, _ in keys]))
-            # Keys of uploads pending or in doubt count as known too: those
-            # uploads may have arrived.
-            known.update(ledger.unresolved_keys().get(stream, {}))
+            known.update(unresolved.get(stream, {}))
             known.intersection_update(key for key, _ in keys)
             if known:
                 body, keys = without_known_records(body, keys, known)

@@ -94,7 +94,7 @@ class CustomerGaugeStreamSink(Sink):
             if len(self._key_properties_for_dedup) == 1
             else None
         )
-        self._progress_all = target.delivery.progress
+        self._run_progress = target.delivery.progress
         self._add_to_packer = target.delivery.packer.add
         self._reader = t.cast("CountingSingerReader", target.message_reader)
         self._progress = target.delivery.progress.stream(stream_name)
@@ -233,19 +233,19 @@ class CustomerGaugeStreamSink(Sink):
             )
         else:
             key = digest
-        held = self._held_keys
-        earlier = held.get(key)
+        held_keys = self._held_keys
+        earlier = held_keys.get(key)
         if earlier is not None:
             decision = dedup.decide_repeat(earlier, digest)
             if not decision.add:
-                self._progress_all.count_skipped(self.stream_name, 1)
+                self._run_progress.count_skipped(self.stream_name, 1)
                 return
             if decision.replaces is not None:
                 self._drop_earlier(decision.replaces, key)
         upload = self._add_to_packer(
             self.stream_name, fragment, self._reader.line_number, (key, digest)
         )
-        held[key] = (digest, upload)
+        held_keys[key] = (digest, upload)
 
     def _drop_earlier(self, upload: Upload, key: str) -> None:
         """Take an earlier record with the same key out of an upload not yet sent."""
@@ -254,7 +254,7 @@ class CustomerGaugeStreamSink(Sink):
         for index, (earlier_key, _) in enumerate(upload.keys):
             if earlier_key == key:
                 upload.remove_record(index)
-                self._progress_all.count_skipped(self.stream_name, 1)
+                self._run_progress.count_skipped(self.stream_name, 1)
                 return
 
     def _problems_of(self, record: dict[str, t.Any]) -> list[str]:

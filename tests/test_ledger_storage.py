@@ -109,7 +109,7 @@ def test_forget_key_and_forget_before(ledger: DeliveryLedger) -> None:
     assert ledger.delivered_count() == 0
 
 
-def test_keys_left_by_a_stopped_run_are_added_on_open(tmp_path: Path) -> None:
+def test_stopped_run_keys_added_on_open(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
     stopped = DeliveryLedger(url)
     upload_id = stopped.write_ahead("orders", keys_of("a", "b"), b"<body/>")

@@ -160,7 +160,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "--token-failures",
         type=int,
         default=0,
-        help="Answer the first N token requests with 503, to test retries.",
+        help="Respond to the first N token requests with 503, to test retries.",
     )
     serve.add_argument(
         "--echo-authorization",
