@@ -261,8 +261,15 @@ class DeliveryCoordinator:
             if item.upload.sequence not in saved:
                 self.failed_store.save(item.upload, item.body, item.reason)
                 saved[item.upload.sequence] = (item.upload.record_count, item.reason)
+        # An upload handed to the pipeline is the pipeline's to report: if it
+        # is not among those above, it was delivered, even if a signal came
+        # before the packer let go of it.
         for upload in self.packer.take_all():
-            if upload.sequence not in saved and upload.record_count:
+            if (
+                upload.sequence not in saved
+                and not upload.submitted
+                and upload.record_count
+            ):
                 self.failed_store.save(upload, upload.body(), NOT_SENT_REASON)
                 saved[upload.sequence] = (upload.record_count, NOT_SENT_REASON)
         if not saved:

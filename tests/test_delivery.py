@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import itertools
 import json
+import logging
 import os
 import shutil
 import signal
@@ -15,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from target_customergauge_stream.coordinator import DeliveryCoordinator
 from target_customergauge_stream.sandbox import Sandbox
+from target_customergauge_stream.settings import resolve_settings
 from tests.conftest import (
     TARGET_COMMAND,
     TEST_API_KEY,
@@ -395,6 +398,38 @@ def test_sigterm_during_upload(tmp_path, in_flight_succeeds) -> None:
         assert received == []
         assert states == []
         assert saved_records == 5
+
+
+@pytest.mark.parametrize("dedup", [True, False])
+def test_signal_saves_no_upload_that_was_accepted(
+    sandbox: Sandbox, tmp_path, dedup
+) -> None:
+    # A signal can arrive after an upload was handed to the pipeline and
+    # before the packer let go of it; by then it may have been accepted.
+    failed_dir = tmp_path / "failed"
+    settings = resolve_settings(
+        target_config(sandbox, failed_uploads_dir=str(failed_dir), dedup=dedup)
+    )
+    delivery = DeliveryCoordinator(settings, logging.getLogger("test"), lambda: 1)
+    delivery.settle_unresolved_uploads()
+    for index in (1, 2):
+        key = (f"{index:032x}", f"{index:032x}") if dedup else None
+        delivery.packer.add(
+            "orders",
+            f"<record><Email>c{index}@example.com</Email></record>".encode(),
+            index,
+            key,
+        )
+    delivery.packer.close("orders")
+    upload = delivery.packer.peek_closed("orders")
+    assert upload is not None
+    delivery.submit_upload(upload)
+    wait_until(lambda: sandbox.state.summary()["uploads"] == 1)
+
+    delivery.stop_for_signal()
+
+    assert emails(sandbox) == ["c1@example.com", "c2@example.com"]
+    assert not failed_dir.exists() or not any(failed_dir.iterdir())
 
 
 def test_kill_and_rerun_from_state(tmp_path) -> None:
