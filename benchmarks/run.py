@@ -3,6 +3,7 @@
     python benchmarks/run.py --records 100000 --runs 3
     python benchmarks/run.py --memory-records 1000000
     python benchmarks/run.py --latency 0.2
+    python benchmarks/run.py --ledger-keys 1000000
 
 The default mode generates one input and runs these on it, round-robin, each
 `--runs` times, with the input file as standard input:
@@ -29,10 +30,11 @@ import sys
 import tempfile
 import time
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import generate
+import ledger_history
 import peers
 from measure import BenchmarkError, last_json_line, run_child, stderr_tail
 from report import (
@@ -74,6 +76,8 @@ class Runner:
         uses_sandbox: Whether it posts into the sandbox, whose counters are
             reset before and read after each run.
         output_dir: Folder the runner writes files into, emptied before each run.
+        seed_files: Files copied into `output_dir` once it is emptied, by
+            their name there.
     """
 
     key: str
@@ -81,15 +85,22 @@ class Runner:
     command: list[str]
     uses_sandbox: bool = False
     output_dir: Path | None = None
+    seed_files: dict[str, Path] = field(default_factory=dict)
 
 
 @dataclass
 class Bench:
-    """Settings shared by every run: the work folder, the sandbox and the timeout."""
+    """Settings shared by every run: the work folder, the sandbox and the timeout.
+
+    Attributes:
+        ledger_history: A ledger file that each run of the target starts
+            from, or None to start from a new ledger.
+    """
 
     work_dir: Path
     sandbox: SandboxProcess
     timeout: float
+    ledger_history: Path | None = None
 
 
 @dataclass
@@ -121,6 +132,21 @@ def make_input(
     return BenchInput(name, path, records, size, final_state)
 
 
+def make_ledger_history(work_dir: Path, keys: int) -> Path | None:
+    """Build the ledger that each target run starts from, if keys are asked for."""
+    if keys == 0:
+        return None
+    path = work_dir / "ledger-history" / "ledger.sqlite"
+    seconds = ledger_history.build_ledger(path, keys, generate.STREAM)
+    print(
+        f"Built a ledger holding {keys:,} delivered keys of other records in "
+        f"{seconds:.1f} s ({path.stat().st_size / 2**20:.1f} MiB); each target run "
+        f"starts from a copy of it.",
+        flush=True,
+    )
+    return path
+
+
 def target_executable() -> str:
     """Return the `target-customergauge-stream` console script to run."""
     script = Path(sys.executable).parent / "target-customergauge-stream"
@@ -147,7 +173,8 @@ def build_runners(
 ) -> list[Runner]:
     """Set up the runners of the comparison, each with its config file."""
     # The delivery ledger is on by default; its file lives in a folder that
-    # is emptied before each run, so that every run starts from a new ledger.
+    # is emptied before each run, so that every run starts from a new ledger,
+    # or from a copy of the same earlier one (--ledger-keys).
     ledger_dir = bench.work_dir / "target-ledger"
     target_settings = {
         "api_key": bench.sandbox.api_key,
@@ -168,6 +195,11 @@ def build_runners(
             [target_executable(), "--config", str(target_config)],
             uses_sandbox=True,
             output_dir=ledger_dir,
+            seed_files=(
+                {"ledger.sqlite": bench.ledger_history}
+                if bench.ledger_history is not None
+                else {}
+            ),
         ),
         Runner(
             "target-no-ledger",
@@ -226,6 +258,8 @@ def measure(
     if runner.output_dir is not None:
         shutil.rmtree(runner.output_dir, ignore_errors=True)
         runner.output_dir.mkdir(parents=True)
+        for name, source in runner.seed_files.items():
+            shutil.copyfile(source, runner.output_dir / name)
     stem = bench.work_dir / f"{runner.key}-{bench_input.name}-{round_number}"
     stdout_path = stem.with_suffix(".out")
     stderr_path = stem.with_suffix(".err")
@@ -663,6 +697,17 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
 
+    parser.add_argument(
+        "--ledger-keys",
+        type=int,
+        default=0,
+        metavar="N",
+        help=(
+            "Start each run of the target from a ledger that already holds N "
+            "delivered keys of other records, as after months of syncs. "
+            "Default: 0, a new ledger."
+        ),
+    )
     parser.add_argument("--json", type=Path, help="Write every result to this file.")
     return parser
 
@@ -675,6 +720,8 @@ def parse_arguments(argv: t.Sequence[str] | None) -> argparse.Namespace:
         value = getattr(arguments, name)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1.")
+    if arguments.ledger_keys < 0:
+        parser.error("--ledger-keys must be 0 or more.")
     if arguments.latency is not None and arguments.latency < 0:
         parser.error("--latency must be 0 or more.")
     if not MIN_CAP_BYTES <= arguments.cap_bytes <= MAX_CAP_BYTES:
@@ -707,7 +754,12 @@ def main(argv: t.Sequence[str] | None = None) -> int:
                 log_path=work_dir / "sandbox.log",
                 latency=arguments.latency,
             ) as sandbox:
-                bench = Bench(work_dir, sandbox, arguments.timeout)
+                bench = Bench(
+                    work_dir,
+                    sandbox,
+                    arguments.timeout,
+                    make_ledger_history(work_dir, arguments.ledger_keys),
+                )
                 if arguments.memory_records is not None:
                     results = memory(arguments, bench)
                 elif arguments.latency is not None:
