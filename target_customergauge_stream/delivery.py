@@ -47,6 +47,88 @@ class Undelivered:
     reason: str
 
 
+class KeyIndexer:
+    """Background thread that adds delivered keys to the ledger's index.
+
+    Adding keys is the ledger's largest write, and its cost grows with the
+    ledger, because each key goes to a random page of the index. The upload
+    thread hands each batch over once the next upload is written ahead, so
+    that the batch goes in while that upload is in flight. The ledger's lock
+    keeps its writes in order, and only one batch is handed over at a time.
+    """
+
+    def __init__(
+        self,
+        ledger: DeliveryLedger,
+        on_recorded: t.Callable[[Upload], None] | None,
+    ) -> None:
+        self._ledger = ledger
+        self._on_recorded = on_recorded
+        self._batch: list[Upload] = []
+        self._requested = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+
+    def start(self, uploads: list[Upload]) -> None:
+        """Add the keys of these delivered uploads, after the batch before them."""
+        self.wait()
+        self._batch = uploads
+        self._idle.clear()
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="customergauge-ledger-index", daemon=True
+            )
+            self._thread.start()
+        self._requested.set()
+
+    def wait(self) -> None:
+        """Wait until the batch handed over last is in the index, or has failed."""
+        self._idle.wait()
+
+    def add_now(self, uploads: list[Upload]) -> None:
+        """Add the keys of these uploads on the calling thread, after any batch."""
+        self.wait()
+        self._add(uploads)
+
+    def close(self) -> None:
+        """Wait for the last batch and end the thread."""
+        self.wait()
+        if self._thread is not None:
+            self._closing = True
+            self._requested.set()
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
+        while True:
+            self._requested.wait()
+            self._requested.clear()
+            if self._closing:
+                return
+            try:
+                self._add(self._batch)
+            finally:
+                self._batch = []
+                self._idle.set()
+
+    def _add(self, uploads: list[Upload]) -> None:
+        try:
+            self._ledger.add_delivered_keys()
+        except Exception:
+            # The keys stay in their delivered uploads' rows, and the ledger
+            # adds them when it is next opened; memory keeps them until then.
+            LOGGER.exception(
+                "Could not add delivered keys to the ledger's index now; "
+                "they are added when the ledger is next opened."
+            )
+            return
+        if self._on_recorded is not None:
+            for upload in uploads:
+                self._on_recorded(upload)
+
+
 class UploadPipeline:
     """Post uploads in the order they were submitted, one in flight at a time.
 
@@ -58,7 +140,10 @@ class UploadPipeline:
     upload thread: `drop_known` removes records delivered before (the
     upload is not sent when none is left, and `on_emptied` is called), the
     ledger writes it ahead, and once accepted the ledger records it as
-    delivered and `on_recorded` is called.
+    delivered. Its keys go into the ledger's index later, and `on_recorded`
+    is called once they are there: with `keys_per_ledger_update` 1, before
+    the next upload is looked up; with more, once that many keys have
+    gathered, while a later upload is in flight.
 
     After an upload fails, nothing submitted after it is sent; those uploads
     are kept, with the failed one, in `undelivered`. The failure is raised
@@ -81,7 +166,7 @@ class UploadPipeline:
         self._ledger = ledger
         self._drop_known = drop_known
         self._on_emptied = on_emptied
-        self._on_recorded = on_recorded
+        self._indexer = KeyIndexer(ledger, on_recorded) if ledger is not None else None
         self._on_accepted = on_accepted
         self._unrecorded: list[Upload] = []
         self._unrecorded_keys = 0
@@ -192,7 +277,9 @@ class UploadPipeline:
         while True:
             item = self._queue.get()
             if item is _STOP:
-                self._record_delivered_keys()
+                self._index_delivered_keys(now=True)
+                if self._indexer is not None:
+                    self._indexer.close()
                 return
             upload, body = item
             if self._failure is not None or self._stopping.is_set():
@@ -210,25 +297,24 @@ class UploadPipeline:
                         f"failed unexpectedly: {exc!r}"
                     )
 
-    def _record_delivered_keys(self) -> None:
-        """Add delivered uploads' keys to the ledger's index, many at a time."""
-        if self._ledger is None or not self._unrecorded:
+    def _index_delivered_keys(self, *, now: bool) -> None:
+        """Hand the delivered uploads' keys to the index, many at a time.
+
+        Args:
+            now: Add them on this thread and wait for it. Otherwise they go
+                in on the indexer's thread, and only once enough keys have
+                gathered.
+        """
+        if self._indexer is None or not self._unrecorded:
             return
-        try:
-            self._ledger.add_delivered_keys()
-        except Exception:
-            # The keys stay in their delivered uploads' rows, and the ledger
-            # adds them when it is next opened; memory keeps them until then.
-            LOGGER.exception(
-                "Could not add delivered keys to the ledger's index now; "
-                "they are added when the ledger is next opened."
-            )
+        if not now and self._unrecorded_keys < self._keys_per_ledger_update:
             return
-        for upload in self._unrecorded:
-            if self._on_recorded is not None:
-                self._on_recorded(upload)
-        self._unrecorded.clear()
+        uploads, self._unrecorded = self._unrecorded, []
         self._unrecorded_keys = 0
+        if now:
+            self._indexer.add_now(uploads)
+        else:
+            self._indexer.start(uploads)
 
     def _replace_submitting(
         self, upload: Upload, replacement: Undelivered | None
@@ -269,6 +355,9 @@ class UploadPipeline:
                 upload.ledger_id = self._ledger.write_ahead(
                     upload.stream, upload.keys, body
                 )
+                # The index takes the keys of earlier uploads while this one
+                # is in flight.
+                self._index_delivered_keys(now=False)
         except Exception as exc:
             # Nothing was sent: what is left of the upload is saved, with the
             # keys that match its body.
@@ -317,8 +406,8 @@ class UploadPipeline:
                 return
             self._unrecorded.append(upload)
             self._unrecorded_keys += len(upload.keys)
-            if self._unrecorded_keys >= self._keys_per_ledger_update:
-                self._record_delivered_keys()
+            if self._keys_per_ledger_update == 1:
+                self._index_delivered_keys(now=True)
         # The reading thread may not have cleared this yet; an accepted upload
         # must never be saved for replay.
         self._replace_submitting(upload, None)

@@ -11,14 +11,21 @@ import shutil
 import signal
 import ssl
 import subprocess
+import threading
 import time
+import typing as t
 from pathlib import Path
 
 import pytest
 
+from target_customergauge_stream.batching import Upload
 from target_customergauge_stream.coordinator import DeliveryCoordinator
+from target_customergauge_stream.delivery import KeyIndexer
 from target_customergauge_stream.sandbox import Sandbox
 from target_customergauge_stream.settings import resolve_settings
+
+if t.TYPE_CHECKING:
+    from target_customergauge_stream.ledger import DeliveryLedger
 from tests.conftest import (
     TARGET_COMMAND,
     TEST_API_KEY,
@@ -540,3 +547,55 @@ def test_tls_error_fatal_until_ca_bundle(tmp_path) -> None:
     assert trusted.returncode == 0, trusted.stderr
     assert emails(sandbox) == ["c1@example.com", "c2@example.com"]
     assert trusted.states == [{"orders": 2}]
+
+
+class BlockingIndex:
+    """Stands in for the ledger: adding keys waits until the test lets it go."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.entered = threading.Event()
+        self.finish = threading.Event()
+        self.fail = fail
+        self.added = 0
+
+    def add_delivered_keys(self) -> None:
+        self.entered.set()
+        assert self.finish.wait(10)
+        if self.fail:
+            msg = "disk full"
+            raise OSError(msg)
+        self.added += 1
+
+
+def test_indexer_reports_keys_only_once_they_are_in_the_index() -> None:
+    index = BlockingIndex()
+    recorded: list[Upload] = []
+    indexer = KeyIndexer(t.cast("DeliveryLedger", index), recorded.append)
+    uploads = [Upload(1, "orders", 1), Upload(2, "orders", 3)]
+
+    indexer.start(uploads)
+    assert index.entered.wait(10)
+    # Memory may let go of the keys only once the index holds them.
+    assert recorded == []
+    index.finish.set()
+    indexer.wait()
+
+    assert recorded == uploads
+    assert index.added == 1
+    indexer.close()
+
+
+def test_indexer_failure_keeps_keys_in_memory(caplog) -> None:
+    index = BlockingIndex(fail=True)
+    recorded: list[Upload] = []
+    indexer = KeyIndexer(t.cast("DeliveryLedger", index), recorded.append)
+    index.finish.set()
+
+    indexer.start([Upload(1, "orders", 1)])
+    indexer.wait()
+    index.fail = False
+    indexer.add_now([Upload(2, "orders", 3)])
+    indexer.close()
+
+    assert [upload.sequence for upload in recorded] == [2]
+    assert "added when the ledger is next opened" in caplog.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import random
 import signal
@@ -15,8 +16,11 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from target_customergauge_stream import coordinator
+from target_customergauge_stream.delivery import KeyIndexer
 from target_customergauge_stream.ledger import DeliveryLedger
 from target_customergauge_stream.sandbox import Sandbox
+from target_customergauge_stream.target import TargetCustomerGaugeStream
 from tests.conftest import (
     TARGET_COMMAND,
     TEST_API_KEY,
@@ -509,3 +513,44 @@ def test_replay_reads_version_1_hashes(sandbox: Sandbox, tmp_path) -> None:
 
     assert replay.returncode == 0, replay.stderr
     assert emails(sandbox) == ["c1@example.com", "c2@example.com", "c3@example.com"]
+
+
+def test_keys_indexed_while_later_uploads_are_in_flight(
+    sandbox: Sandbox, tmp_path, monkeypatch, capsys
+) -> None:
+    # In-process, to make the batches of keys small: the index then takes
+    # several of them during the run, each while a later upload is sent.
+    monkeypatch.setattr(coordinator, "KEYS_PER_LEDGER_UPDATE", 4)
+    batches: list[int] = []
+    start = KeyIndexer.start
+
+    def counting_start(indexer: KeyIndexer, uploads: list) -> None:
+        batches.append(len(uploads))
+        start(indexer, uploads)
+
+    monkeypatch.setattr(KeyIndexer, "start", counting_start)
+    # Each repeat comes well after its first record, once its upload's keys
+    # have left memory for the index.
+    messages = orders(1, 40, state_every=10)
+    repeats = [
+        record_message("orders", {"Email": f"c{index}@example.com", "Plan": "basic"})
+        for index in range(1, 11)
+    ]
+    messages[-1:-1] = repeats
+    config = target_config(sandbox, batch_size_rows=2)
+
+    target = TargetCustomerGaugeStream(config=config)
+    target.listen(
+        file_input=io.StringIO("".join(json.dumps(m) + "\n" for m in messages))
+    )
+
+    states = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sorted(emails(sandbox)) == sorted(f"c{i}@example.com" for i in range(1, 41))
+    assert states[-1] == {"orders": 40}
+    assert len(batches) >= 5
+    ledger = ledger_of(config)
+    try:
+        assert ledger.delivered_count("orders") == 40
+        assert ledger.unresolved() == []
+    finally:
+        ledger.close()
