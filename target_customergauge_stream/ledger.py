@@ -150,6 +150,7 @@ class DeliveryLedger:
         try:
             self._migrate(create=create)
             self._json_each = self._sqlite and self._has_json_each()
+            self._postgres = self._engine.dialect.name == "postgresql"
             # Keys that a run which stopped early had not added yet.
             self.add_delivered_keys()
         except LedgerError:
@@ -260,6 +261,17 @@ class DeliveryLedger:
                     (stream, json.dumps(wanted)),
                 ).all()
                 return {str(key): str(digest) for key, digest in rows}
+            if self._postgres:
+                # One array parameter, not an IN list per 500 keys: on the
+                # benchmark input those lists took 1.7 s of the upload thread.
+                rows = connection.execute(
+                    sa.text(
+                        "SELECT key_hash, record_hash FROM ledger_delivered_keys "
+                        "WHERE stream = :stream AND key_hash = ANY(:keys)"
+                    ),
+                    {"stream": stream, "keys": wanted},
+                ).all()
+                return {str(key): str(digest) for key, digest in rows}
             found: dict[str, str] = {}
             for start in range(0, len(wanted), _LOOKUP_CHUNK):
                 chunk = wanted[start : start + _LOOKUP_CHUNK]
@@ -362,6 +374,9 @@ class DeliveryLedger:
             # marked delivered since the INSERT above read them.
             connection.execute(sa.update(_UPLOADS).where(waiting).values(key_data=None))
             return
+        if self._postgres:
+            self._add_delivered_keys_postgres(connection)
+            return
         uploads = connection.execute(
             sa.select(
                 _UPLOADS.c.upload_id,
@@ -401,6 +416,49 @@ class DeliveryLedger:
                 .where(_UPLOADS.c.upload_id.in_(read[start : start + _LOOKUP_CHUNK]))
                 .values(key_data=None)
             )
+
+    def _add_delivered_keys_postgres(self, connection: sa.Connection) -> None:
+        """Move delivered keys in one statement that other writers cannot disturb.
+
+        The UPDATE takes exactly the uploads whose keys it clears, so that
+        uploads another process marks delivered meanwhile keep theirs. It
+        reads the keys from a locked copy of each row, because RETURNING
+        gives the values after the update.
+        PostgreSQL cannot change one row twice in one INSERT, so DISTINCT ON
+        keeps each key's entry from the latest upload, and within an upload
+        its last entry.
+        """
+        connection.execute(
+            sa.text(
+                "WITH taken AS ("
+                " UPDATE ledger_uploads AS u SET key_data = NULL"
+                " FROM (SELECT upload_id, key_data FROM ledger_uploads"
+                " WHERE status = :delivered AND key_data IS NOT NULL"
+                " FOR UPDATE) AS old"
+                " WHERE u.upload_id = old.upload_id"
+                " RETURNING u.upload_id, u.stream, old.key_data, u.created_at,"
+                " u.updated_at"
+                "), latest AS ("
+                " SELECT DISTINCT ON (taken.stream, pair.entry ->> 0)"
+                " taken.stream, pair.entry ->> 0 AS key_hash,"
+                " pair.entry ->> 1 AS record_hash,"
+                " CAST(FLOOR(EXTRACT(EPOCH FROM taken.updated_at)) AS BIGINT)"
+                " AS delivered_at"
+                " FROM taken, jsonb_array_elements(CAST(taken.key_data AS jsonb))"
+                " WITH ORDINALITY AS pair(entry, position)"
+                " ORDER BY taken.stream, pair.entry ->> 0, taken.created_at DESC,"
+                " taken.upload_id DESC, pair.position DESC"
+                ") "
+                "INSERT INTO ledger_delivered_keys"
+                " (stream, key_hash, record_hash, delivered_at)"
+                " SELECT stream, key_hash, record_hash, delivered_at FROM latest"
+                " ORDER BY stream, key_hash "
+                "ON CONFLICT (stream, key_hash) DO UPDATE SET"
+                " record_hash = excluded.record_hash,"
+                " delivered_at = excluded.delivered_at"
+            ),
+            {"delivered": DELIVERED},
+        )
 
     def mark_in_doubt(self, upload_id: str) -> None:
         """Record that an upload may or may not have arrived."""

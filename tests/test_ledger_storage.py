@@ -8,6 +8,8 @@ import os
 import sqlite3
 import subprocess
 import sys
+import typing as t
+import uuid
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,12 @@ from target_customergauge_stream.ledger import (
     record_hash,
     text_key_hash,
 )
+from tests.test_postgres_pipeline import (
+    DATABASE_USER,
+    PostgresServer,
+    run_sql,
+    running_postgres,
+)
 
 
 def keys_of(*names: str, version: str = "a") -> list[tuple[str, str]]:
@@ -30,12 +38,30 @@ def keys_of(*names: str, version: str = "a") -> list[tuple[str, str]]:
     ]
 
 
-@pytest.fixture(params=["json_each", "portable"])
-def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> DeliveryLedger:
-    """A new SQLite ledger, through SQLite's json_each or the portable statements."""
-    opened = DeliveryLedger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
-    # The portable statements are the ones PostgreSQL runs.
-    opened._json_each = request.param == "json_each"
+@pytest.fixture(scope="module")
+def postgres_server() -> t.Iterator[PostgresServer]:
+    """One PostgreSQL server for this module's tests, each with its own database."""
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture(params=["json_each", "portable", "postgresql"])
+def ledger(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> t.Iterator[DeliveryLedger]:
+    """A new ledger: SQLite with json_each or portable statements, or PostgreSQL."""
+    if request.param == "postgresql":
+        server = request.getfixturevalue("postgres_server")
+        database = f"ledger_{uuid.uuid4().hex}"
+        run_sql(server, "postgres", f"CREATE DATABASE {database};")
+        opened = DeliveryLedger(
+            f"postgresql+psycopg://{DATABASE_USER}@127.0.0.1:{server.port}/{database}"
+        )
+    else:
+        opened = DeliveryLedger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+        # The portable statements serve databases other than SQLite and
+        # PostgreSQL.
+        opened._json_each = request.param == "json_each"
     yield opened
     opened.close()
 
@@ -201,20 +227,20 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         DeliveryLedger(f"sqlite:///{path}")
 
 
-def test_keys_take_their_upload_delivery_time(
-    ledger: DeliveryLedger, tmp_path: Path
-) -> None:
+def test_keys_take_their_upload_delivery_time(ledger: DeliveryLedger) -> None:
     upload_id = ledger.write_ahead("orders", keys_of("a", "b"), b"<body/>")
     ledger.mark_delivered(upload_id, add_keys=False)
-    database = sqlite3.connect(tmp_path / "ledger.sqlite")
-    database.execute(
-        "UPDATE ledger_uploads SET updated_at = '2026-11-01 10:00:00.000000'"
-    )
-    database.commit()
-    database.close()
+    delivered = datetime.datetime(2026, 11, 1, 10, tzinfo=datetime.timezone.utc)
+    with ledger._engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE ledger_uploads SET updated_at = :moment"),
+            {"moment": delivered},
+        )
     ledger.add_delivered_keys()
-    moment = datetime.datetime(2026, 11, 2, tzinfo=datetime.timezone.utc)
-    assert ledger.forget_before(moment) == 2
+
+    second_before = delivered - datetime.timedelta(seconds=1)
+    assert ledger.forget_before(second_before) == 0
+    assert ledger.forget_before(delivered + datetime.timedelta(seconds=1)) == 2
 
 
 def run_ledger_cli(

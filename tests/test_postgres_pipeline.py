@@ -197,6 +197,13 @@ def run_checked(
 @pytest.fixture
 def postgres() -> t.Iterator[PostgresServer]:
     """Run PostgreSQL on 127.0.0.1 from a temporary folder, with trust auth."""
+    with running_postgres() as server:
+        yield server
+
+
+@contextlib.contextmanager
+def running_postgres() -> t.Iterator[PostgresServer]:
+    """Start PostgreSQL for the block, or skip the test where it cannot run."""
     bin_dir = find_postgres_bin_dir()
     if bin_dir is None:
         pytest.skip(
