@@ -1,7 +1,7 @@
-"""Build a delivery ledger that already holds the keys of earlier syncs.
+"""Build a delivery ledger that already contains the keys of earlier syncs.
 
 A ledger keeps every key it has delivered, so after months of nightly syncs
-it holds millions of them. `run.py --ledger-keys N` starts each run of the
+it contains millions of them. `run.py --ledger-keys N` starts each run of the
 target from a copy of such a ledger, built here once per benchmark through
 the ledger's own methods, in the same steps as the target takes: uploads of
 2,000 keys written ahead, marked delivered, and added to the index in
@@ -27,7 +27,7 @@ KEYS_PER_UPLOAD = 2_000
 
 
 def build_ledger(path: Path, keys: int, stream: str) -> float:
-    """Fill a new SQLite ledger with `keys` delivered keys; return the seconds taken.
+    """Fill a new SQLite ledger with `keys` delivered keys and return the seconds taken.
 
     The keys are hashes of made-up addresses under `history.example.com`, a
     domain the benchmark input never uses, so none of them matches a record
