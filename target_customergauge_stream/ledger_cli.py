@@ -21,7 +21,7 @@ import sys
 import typing as t
 from pathlib import Path
 
-from target_customergauge_stream.ledger import DeliveryLedger, LedgerError
+from target_customergauge_stream.ledger import PENDING, DeliveryLedger, LedgerError
 from target_customergauge_stream.settings import resolve_settings
 
 LOGGER = logging.getLogger("target-customergauge-stream-ledger")
@@ -104,7 +104,24 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _forget(ledger: DeliveryLedger, arguments: argparse.Namespace) -> int:
+def _forget(ledger: DeliveryLedger, arguments: argparse.Namespace) -> int:  # noqa: PLR0911
+    if arguments.key is not None and arguments.before is not None:
+        LOGGER.error(
+            "--key and --before cannot be combined: --key forgets one key "
+            "whenever it was delivered. Run two commands if you need both."
+        )
+        return 2
+    if arguments.stream:
+        streams = ledger.delivered_counts()
+        if arguments.stream not in streams:
+            known = ", ".join(f"'{name}'" for name in sorted(streams)) or "none"
+            LOGGER.error(
+                "The ledger has no delivered keys of stream '%s' (streams with "
+                "keys: %s). Check the stream name.",
+                arguments.stream,
+                known,
+            )
+            return 1
     if arguments.key is not None:
         if not arguments.stream:
             LOGGER.error("--key needs --stream.")
@@ -127,25 +144,38 @@ def _forget(ledger: DeliveryLedger, arguments: argparse.Namespace) -> int:
             arguments.before, datetime.time(), tzinfo=datetime.timezone.utc
         )
         removed = ledger.forget_before(moment, arguments.stream)
-        print(f"Forgot {removed} key(s) delivered before {arguments.before}.")
+        of_stream = f" of stream '{arguments.stream}'" if arguments.stream else ""
+        print(
+            f"Forgot {removed} key(s){of_stream} delivered before {arguments.before}."
+        )
         return 0
     LOGGER.error("forget needs --key (with --stream) or --before.")
     return 2
 
 
+def _list(ledger: DeliveryLedger) -> int:
+    unresolved = ledger.unresolved()
+    for item in unresolved:
+        print(
+            f"{item.upload_id}  {item.status:<8}  stream '{item.stream}'  "
+            f"{item.record_count} records  "
+            f"written {item.created_at:%Y-%m-%d %H:%M:%S}"
+        )
+    if not unresolved:
+        print("No uploads are pending or in doubt.")
+    elif any(item.status == PENDING for item in unresolved):
+        print(
+            "A pending upload was written ahead by a run that has not recorded "
+            "its outcome. Unless that run is still sending it, treat it as in "
+            "doubt, as the next run does."
+        )
+    return 0
+
+
 def _run(ledger: DeliveryLedger, arguments: argparse.Namespace) -> int:  # noqa: PLR0911
     """Run one command on an open ledger and return the exit status."""
     if arguments.command == "list":
-        unresolved = ledger.unresolved()
-        for item in unresolved:
-            print(
-                f"{item.upload_id}  {item.status:<8}  stream '{item.stream}'  "
-                f"{item.record_count} records  "
-                f"written {item.created_at:%Y-%m-%d %H:%M:%S}"
-            )
-        if not unresolved:
-            print("No uploads are pending or in doubt.")
-        return 0
+        return _list(ledger)
     if arguments.command == "show":
         matches = [i for i in ledger.unresolved() if i.upload_id == arguments.upload_id]
         if not matches or matches[0].body is None:

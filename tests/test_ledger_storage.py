@@ -283,6 +283,60 @@ def test_cli_count_says_when_empty(tmp_path: Path) -> None:
     assert run.stdout.strip() == "No delivered keys."
 
 
+def ledger_with_two_keys(tmp_path: Path) -> None:
+    created = DeliveryLedger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    created.mark_delivered(created.write_ahead("orders", keys_of("a", "b"), b"<a/>"))
+    created.close()
+
+
+def test_cli_forget_refuses_key_with_before(tmp_path: Path) -> None:
+    ledger_with_two_keys(tmp_path)
+    run = run_ledger_cli(
+        tmp_path,
+        *("--ledger-path", "ledger.sqlite", "forget", "--stream", "orders"),
+        *("--key", '["a"]', "--before", "2020-01-01"),
+    )
+    assert run.returncode == 2
+    assert "--key and --before cannot be combined" in run.stderr
+    count = run_ledger_cli(tmp_path, "--ledger-path", "ledger.sqlite", "count")
+    assert count.stdout.strip() == "stream 'orders': 2 delivered keys"
+
+
+def test_cli_forget_names_unknown_stream(tmp_path: Path) -> None:
+    ledger_with_two_keys(tmp_path)
+    run = run_ledger_cli(
+        tmp_path,
+        *("--ledger-path", "ledger.sqlite", "forget", "--stream", "order"),
+        *("--before", "2999-01-01"),
+    )
+    assert run.returncode == 1
+    assert "no delivered keys of stream 'order'" in run.stderr
+    assert "'orders'" in run.stderr
+
+
+def test_cli_forget_before_names_stream(tmp_path: Path) -> None:
+    ledger_with_two_keys(tmp_path)
+    run = run_ledger_cli(
+        tmp_path,
+        *("--ledger-path", "ledger.sqlite", "forget", "--stream", "orders"),
+        *("--before", "2999-01-01"),
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == (
+        "Forgot 2 key(s) of stream 'orders' delivered before 2999-01-01."
+    )
+
+
+def test_cli_list_explains_pending(tmp_path: Path) -> None:
+    created = DeliveryLedger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    upload_id = created.write_ahead("orders", keys_of("a"), b"<a/>")
+    created.close()
+    run = run_ledger_cli(tmp_path, "--ledger-path", "ledger.sqlite", "list")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith(f"{upload_id}  pending")
+    assert "treat it as in doubt" in run.stdout
+
+
 def test_unopenable_ledger_gets_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder", encoding="utf-8")
