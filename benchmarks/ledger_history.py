@@ -10,6 +10,7 @@ batches.
 
 from __future__ import annotations
 
+import logging
 import time
 import typing as t
 
@@ -35,7 +36,14 @@ def build_ledger(path: Path, keys: int, stream: str) -> float:
     """
     started = time.perf_counter()
     path.parent.mkdir(parents=True, exist_ok=True)
-    ledger = DeliveryLedger(f"sqlite:///{path}")
+    # The ledger warns that it starts empty, which is expected here.
+    ledger_logger = logging.getLogger(DeliveryLedger.__module__)
+    level = ledger_logger.level
+    ledger_logger.setLevel(logging.ERROR)
+    try:
+        ledger = DeliveryLedger(f"sqlite:///{path}")
+    finally:
+        ledger_logger.setLevel(level)
     try:
         waiting = 0
         for first in range(0, keys, KEYS_PER_UPLOAD):

@@ -121,7 +121,8 @@ class UploadCheck:
         by_bytes = math.ceil(self.body_bytes / self.cap_bytes)
         verdict = "met" if self.met else "NOT met"
         return (
-            f"{self.input_name}: {self.uploads} uploads, {self.body_bytes:,} body "
+            f"{self.input_name}: {self.uploads} "
+            f"{'upload' if self.uploads == 1 else 'uploads'}, {self.body_bytes:,} body "
             f"bytes; max(ceil({self.records:,}/{API_MAX_RECORDS}), "
             f"ceil(bytes/{self.cap_bytes:,})) = max({by_records}, {by_bytes}) = "
             f"{self.fewest}; goal <= {self.fewest + 1}: {verdict}"

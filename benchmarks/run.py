@@ -364,7 +364,7 @@ def ratio_line(name: str, value: float, goal: str, *, met: bool | None) -> str:
         verdict = "met"
     else:
         verdict = "NOT met"
-    return f"  {name:<28} {value:>7.2f}   {goal:<14} {verdict}".rstrip()
+    return f"  {name:<30} {value:>7.2f}   {goal:<14} {verdict}".rstrip()
 
 
 def compare(arguments: argparse.Namespace, bench: Bench) -> dict[str, t.Any]:
@@ -410,7 +410,14 @@ def compare(arguments: argparse.Namespace, bench: Bench) -> dict[str, t.Any]:
         upload_check_of(variable_result, variable, arguments.cap_bytes)
     )
     ratios = ratios_of(summaries)
-    print_comparison(orders, arguments.runs, summaries, ratios, upload_checks)
+    print_comparison(
+        orders,
+        arguments.runs,
+        summaries,
+        ratios,
+        upload_checks,
+        ledger_keys=arguments.ledger_keys,
+    )
     return {
         "mode": "compare",
         "input": {"records": orders.records, "bytes": orders.size},
@@ -471,6 +478,8 @@ def print_comparison(
     summaries: dict[str, Summary],
     ratios: dict[str, dict[str, t.Any]],
     upload_checks: list[UploadCheck],
+    *,
+    ledger_keys: int,
 ) -> None:
     """Print the table of medians, the ratios and the upload checks."""
     print()
@@ -478,6 +487,11 @@ def print_comparison(
         f"Input: {orders.records:,} records, {orders.size:,} bytes; median of "
         f"{runs} run(s) each, interleaved round-robin."
     )
+    if ledger_keys:
+        print(
+            f"Each target run with the ledger started from a ledger of "
+            f"{ledger_keys:,} delivered keys."
+        )
     print(format_table(list(summaries.values())))
     print()
     print("Ratios of median wall time:")
@@ -494,7 +508,7 @@ def print_comparison(
         goal = f"goal {ratio['goal']}" if ratio["goal"] else "(information)"
         print(ratio_line(label, ratio["value"], goal, met=ratio["met"]))
     if "csv_over_target" not in ratios:
-        print("  target-csv / target           skipped (--skip-peers)")
+        print("  target-csv / target             skipped (--skip-peers)")
     print()
     print("Uploads of the target (the goal allows one more than the fewest):")
     for index, check in enumerate(upload_checks, start=1):
