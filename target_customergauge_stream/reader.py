@@ -68,18 +68,25 @@ class CountingSingerReader(GenericSingerReader[str]):
     def assert_line_requires(  # type: ignore[override]
         self, line_dict: dict[str, t.Any], requires: set[str]
     ) -> None:
-        """Check that a message has the keys its type needs.
+        """Check that a message has the keys its type needs and a string stream name.
 
         Raises:
-            InvalidInputLine: If a key is missing.
+            InvalidInputLine: If a key is missing or the stream name is not a string.
         """
         missing = requires.difference(line_dict)
+        kind = line_dict.get("type", "message")
         if missing:
-            kind = line_dict.get("type", "message")
             names = ", ".join(sorted(repr(name) for name in missing))
             msg = (
                 f"Input line {self.line_number}: {kind} message is missing the "
                 f"{names} key. Check that the tap follows the Singer specification."
+            )
+            raise InvalidInputLine(msg)
+        if "stream" in requires and type(line_dict["stream"]) is not str:
+            msg = (
+                f"Input line {self.line_number}: the 'stream' of this {kind} "
+                f"message is a JSON {_json_type(line_dict['stream'])}, not a "
+                f"string. Check that the tap follows the Singer specification."
             )
             raise InvalidInputLine(msg)
 
@@ -95,3 +102,18 @@ class CountingSingerReader(GenericSingerReader[str]):
             if self.before_failure is not None:
                 self.before_failure(exc)
             raise
+
+
+def _json_type(value: object) -> str:
+    """Return the JSON type of a decoded value, for messages that must not quote it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float, decimal.Decimal)):
+        return "number"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "string"

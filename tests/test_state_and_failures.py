@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from target_customergauge_stream.batching import Upload
 from target_customergauge_stream.checkpoints import StateCheckpoints
 from target_customergauge_stream.sandbox import Sandbox
@@ -208,6 +210,32 @@ def test_bad_json_line_names_line(sandbox: Sandbox, tmp_path) -> None:
 
     assert run.returncode != 0
     assert "Input line 3 is not valid JSON" in run.stderr
+    assert "x@example.com" not in run.stderr
+    assert [row["Email"] for row in sandbox.records()] == ["first@example.com"]
+
+
+@pytest.mark.parametrize(
+    ("stream", "json_type"), [(["orders"], "array"), (7, "number"), (None, "null")]
+)
+def test_stream_name_not_text_names_line(
+    sandbox: Sandbox, tmp_path, stream, json_type
+) -> None:
+    lines = [
+        json.dumps(schema_message("orders", PROPERTIES)),
+        json.dumps(record_message("orders", {"Email": "first@example.com"})),
+        json.dumps(
+            {"type": "RECORD", "stream": stream, "record": {"Email": "x@example.com"}}
+        ),
+    ]
+
+    run = run_target(target_config(sandbox), "\n".join(lines) + "\n", tmp_path)
+
+    assert run.returncode != 0
+    assert (
+        f"Input line 3: the 'stream' of this RECORD message is a JSON {json_type}"
+        in run.stderr
+    )
+    assert "TypeError" not in run.stderr
     assert "x@example.com" not in run.stderr
     assert [row["Email"] for row in sandbox.records()] == ["first@example.com"]
 
