@@ -7,12 +7,14 @@ created once per run from the resolved settings.
 
 from __future__ import annotations
 
+import tempfile
 import typing as t
+from pathlib import Path
 
 from target_customergauge_stream.batching import UploadPacker
 from target_customergauge_stream.checkpoints import StateCheckpoints
 from target_customergauge_stream.client import StreamApiClient, UploadFailedError
-from target_customergauge_stream.dedup import Deduplicator
+from target_customergauge_stream.dedup import Deduplicator, DryRunLookup
 from target_customergauge_stream.delivery import (
     KEYS_PER_LEDGER_UPDATE,
     NOT_SENT_REASON,
@@ -29,6 +31,7 @@ if t.TYPE_CHECKING:
 
     from target_customergauge_stream.batching import Upload
     from target_customergauge_stream.client import DeliveryReport
+    from target_customergauge_stream.dedup import KeyLookup
     from target_customergauge_stream.settings import Settings
 
 
@@ -76,16 +79,25 @@ class DeliveryCoordinator:
             )
         )
         self.ledger = DeliveryLedger(settings.ledger_url) if settings.dedup else None
+        self.writing_ledger = self.ledger
+        self._dry_run_folder: tempfile.TemporaryDirectory[str] | None = None
+        lookup: KeyLookup | None = self.ledger
+        if settings.dry_run and self.ledger is not None:
+            # A dry run reads the ledger, to show what it would skip, but
+            # writes the keys it pretends to deliver to a throwaway ledger.
+            self._dry_run_folder = tempfile.TemporaryDirectory(
+                prefix="customergauge-dry-run-"
+            )
+            self.writing_ledger = DeliveryLedger(
+                f"sqlite:///{Path(self._dry_run_folder.name) / 'ledger.sqlite'}",
+                warn_if_new=False,
+            )
+            lookup = DryRunLookup(self.ledger, self.writing_ledger)
         self.dedup = (
-            Deduplicator(self.ledger, resend_changed=settings.resend_changed)
-            if self.ledger is not None
+            Deduplicator(lookup, resend_changed=settings.resend_changed)
+            if lookup is not None
             else None
         )
-        # A dry run reads the ledger, to show what it would skip, but never
-        # writes to it.
-        # NOTE: a dry run's keys therefore never leave memory, which grows
-        # with the input; docs/ledger.md advises dry runs on samples.
-        self.writing_ledger = None if settings.dry_run else self.ledger
         self.pipeline = UploadPipeline(
             self.client,
             self._on_upload_accepted,
@@ -113,8 +125,8 @@ class DeliveryCoordinator:
             LedgerError: With 'in_doubt: halt', or when a resent body is
                 still in doubt.
         """
-        if self.writing_ledger is not None:
-            self._settle_unresolved(self.writing_ledger)
+        if self.ledger is not None and not self.settings.dry_run:
+            self._settle_unresolved(self.ledger)
         if self.dedup is not None:
             # Read after settling: released uploads' records may be sent again.
             self.dedup.reload_unresolved()
@@ -198,6 +210,7 @@ class DeliveryCoordinator:
         self.rejects.close()
         if self.ledger is not None:
             self.ledger.close()
+        self._discard_dry_run_keys()
         self.progress.log_summary()
         if self.dry_run_client is not None:
             self.dry_run_client.write_summary(self.progress.stream_fields())
@@ -208,10 +221,20 @@ class DeliveryCoordinator:
                 self.dry_run_client.folder,
             )
 
+    def _discard_dry_run_keys(self) -> None:
+        """Delete the throwaway ledger of a dry run."""
+        if self._dry_run_folder is None:
+            return
+        if self.writing_ledger is not None:
+            self.writing_ledger.close()
+        self._dry_run_folder.cleanup()
+        self._dry_run_folder = None
+
     def abort(self) -> None:
         """Stop after a failed upload: save what was not delivered, log the summary."""
         self._stop_pipeline()
         self.progress.log_summary()
+        self._discard_dry_run_keys()
 
     def stop_for_signal(self) -> None:
         """Let the upload in flight end, save the rest and log the summary."""
@@ -219,6 +242,7 @@ class DeliveryCoordinator:
         self.client.close()
         self._save_undelivered()
         self.progress.log_summary()
+        self._discard_dry_run_keys()
 
     def deliver_before_failure(self, error: BaseException) -> None:
         """Send what was read before a failure, so that only bad input is left.
@@ -231,6 +255,7 @@ class DeliveryCoordinator:
         if isinstance(error, UploadFailedError) or self.pipeline.failure is not None:
             self._stop_pipeline()
             self.progress.log_summary()
+            self._discard_dry_run_keys()
             return
         uploads = self.packer.take_all()
         self.logger.info(
@@ -248,6 +273,7 @@ class DeliveryCoordinator:
         else:
             self.client.close()
         self.progress.log_summary()
+        self._discard_dry_run_keys()
 
     def _stop_pipeline(self) -> None:
         """Stop delivery after a failure and save every undelivered upload."""

@@ -14,6 +14,42 @@ if t.TYPE_CHECKING:
 HeldKeys = dict[str, tuple[str, "Upload"]]
 
 
+class KeyLookup(t.Protocol):
+    """Interface of the ledger reads that the deduplicator needs."""
+
+    def known_keys(self, stream: str, hashes: t.Iterable[str]) -> dict[str, str]:
+        """Return the record hash of each given key that was delivered before."""
+        ...
+
+    def unresolved_keys(self) -> dict[str, dict[str, str]]:
+        """Return the keys of uploads pending or in doubt, per stream."""
+        ...
+
+
+class DryRunLookup:
+    """Lookup over the ledger's keys and those a dry run has pretended to deliver.
+
+    A dry run must not write to the ledger, but its own keys have to leave
+    memory as a real run's do. They go to a throwaway ledger instead, and a
+    lookup reads both.
+    """
+
+    def __init__(self, ledger: DeliveryLedger, dry_run_keys: DeliveryLedger) -> None:
+        self.ledger = ledger
+        self.dry_run_keys = dry_run_keys
+
+    def known_keys(self, stream: str, hashes: t.Iterable[str]) -> dict[str, str]:
+        """Return the record hash of each given key, preferring the dry run's."""
+        wanted = list(hashes)
+        known = self.ledger.known_keys(stream, wanted)
+        known.update(self.dry_run_keys.known_keys(stream, wanted))
+        return known
+
+    def unresolved_keys(self) -> dict[str, dict[str, str]]:
+        """Return the ledger's keys of uploads pending or in doubt."""
+        return self.ledger.unresolved_keys()
+
+
 @dataclass(frozen=True)
 class Decision:
     """Decision on one record: add it, skip it, or replace an earlier one."""
@@ -38,7 +74,7 @@ class Deduplicator:
     a queue, which the reading thread empties in `release_recorded`.
     """
 
-    def __init__(self, ledger: DeliveryLedger, *, resend_changed: bool) -> None:
+    def __init__(self, ledger: KeyLookup, *, resend_changed: bool) -> None:
         self.ledger = ledger
         self.resend_changed = resend_changed
         self._held: dict[str, HeldKeys] = {}

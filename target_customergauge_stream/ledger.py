@@ -126,19 +126,24 @@ def _now() -> datetime.datetime:
 class DeliveryLedger:
     """Read and write the ledger; safe to call from the reading and upload threads."""
 
-    def __init__(self, url: str, *, create: bool = True) -> None:
+    def __init__(
+        self, url: str, *, create: bool = True, warn_if_new: bool = True
+    ) -> None:
         """Open the ledger at a URL, creating or migrating its tables.
 
         Args:
             url: SQLAlchemy URL of the database.
             create: Create a ledger that does not exist yet. With False, a
                 missing ledger raises `LedgerError`.
+            warn_if_new: Log a warning when the ledger is created, which a
+                ledger expected to exist should never be.
 
         Raises:
             LedgerError: If the ledger cannot be opened, is missing (with
                 `create` False) or has a newer schema.
         """
         self.url = url
+        self._warn_if_new = warn_if_new
         self._engine = sa.create_engine(url, future=True)
         self._sqlite = self._engine.dialect.name == "sqlite"
         if self._sqlite:
@@ -209,11 +214,13 @@ class DeliveryLedger:
                 )
                 # Said once, so that a run in the wrong folder, which finds no
                 # ledger and so skips nothing, can be noticed.
-                LOGGER.warning(
-                    "Started a new, empty delivery ledger at %s. Records that "
-                    "runs with another ledger delivered are not known to it.",
-                    self.describe(),
-                )
+                if self._warn_if_new:
+                    LOGGER.warning(
+                        "Started a new, empty delivery ledger at %s. Records "
+                        "that runs with another ledger delivered are not known "
+                        "to it.",
+                        self.describe(),
+                    )
                 return
             version = int(row[0])
             if version > SCHEMA_VERSION:

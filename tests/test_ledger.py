@@ -9,6 +9,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -515,6 +516,34 @@ def test_replay_reads_version_1_hashes(sandbox: Sandbox, tmp_path) -> None:
     assert emails(sandbox) == ["c1@example.com", "c2@example.com", "c3@example.com"]
 
 
+def with_repeats(last: int, repeated: range) -> list[dict]:
+    """Records 1 to `last`, then the `repeated` ones again before the last STATE."""
+    messages = orders(1, last, state_every=10)
+    messages[-1:-1] = [
+        record_message("orders", {"Email": f"c{index}@example.com", "Plan": "basic"})
+        for index in repeated
+    ]
+    return messages
+
+
+def run_in_process(config: dict, messages: list[dict]) -> TargetCustomerGaugeStream:
+    """Run the target in this process, so that a test can change its constants."""
+    target = TargetCustomerGaugeStream(config=config)
+    target.listen(
+        file_input=io.StringIO("".join(json.dumps(m) + "\n" for m in messages))
+    )
+    return target
+
+
+def assert_ledger_settled(config: dict, delivered: int) -> None:
+    ledger = ledger_of(config)
+    try:
+        assert ledger.delivered_count("orders") == delivered
+        assert ledger.unresolved() == []
+    finally:
+        ledger.close()
+
+
 def test_keys_indexed_while_later_uploads_are_in_flight(
     sandbox: Sandbox, tmp_path, monkeypatch, capsys
 ) -> None:
@@ -529,28 +558,48 @@ def test_keys_indexed_while_later_uploads_are_in_flight(
         start(indexer, uploads)
 
     monkeypatch.setattr(KeyIndexer, "start", counting_start)
-    # Each repeat comes well after its first record, once its upload's keys
-    # have left memory for the index.
-    messages = orders(1, 40, state_every=10)
-    repeats = [
-        record_message("orders", {"Email": f"c{index}@example.com", "Plan": "basic"})
-        for index in range(1, 11)
-    ]
-    messages[-1:-1] = repeats
     config = target_config(sandbox, batch_size_rows=2)
 
-    target = TargetCustomerGaugeStream(config=config)
-    target.listen(
-        file_input=io.StringIO("".join(json.dumps(m) + "\n" for m in messages))
-    )
+    # Each repeat comes well after its first record, once its upload's keys
+    # have left memory for the index.
+    run_in_process(config, with_repeats(40, range(1, 11)))
 
     states = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert sorted(emails(sandbox)) == sorted(f"c{i}@example.com" for i in range(1, 41))
     assert states[-1] == {"orders": 40}
     assert len(batches) >= 5
-    ledger = ledger_of(config)
-    try:
-        assert ledger.delivered_count("orders") == 40
-        assert ledger.unresolved() == []
-    finally:
-        ledger.close()
+    assert_ledger_settled(config, 40)
+
+
+def test_dry_run_keys_leave_memory_not_ledger(
+    sandbox: Sandbox, tmp_path, monkeypatch, capsys
+) -> None:
+    monkeypatch.setattr(coordinator, "KEYS_PER_LEDGER_UPDATE", 4)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    config = target_config(sandbox, batch_size_rows=2)
+    run_target(config, orders(1, 5), tmp_path)
+    dry_dir = tmp_path / "dry-run"
+
+    target = run_in_process(
+        {**config, "dry_run": True, "dry_run_dir": str(dry_dir)},
+        with_repeats(40, range(3, 13)),
+    )
+
+    assert capsys.readouterr().out == ""
+    written_emails = [
+        email
+        for path in sorted(dry_dir.glob("upload-*.xml"))
+        for email in etree.fromstring(path.read_bytes()).xpath("//Email/text()")
+    ]
+    # Records 1 to 5 were delivered before; each repeat is caught once.
+    assert sorted(written_emails) == sorted(
+        f"c{index}@example.com" for index in range(6, 41)
+    )
+    # Memory let go of the keys of uploads already in the throwaway ledger.
+    assert len(target.delivery.dedup.held_keys("orders")) < 10
+    assert_ledger_settled(config, 5)
+    assert emails(sandbox) == [f"c{index}@example.com" for index in range(1, 6)]
+    # The throwaway ledger is gone with the run.
+    assert list(scratch.iterdir()) == []
