@@ -263,34 +263,43 @@ class DeliveryCoordinator:
             self.input_line,
             sum(upload.record_count for upload in uploads),
         )
+        submitted = 0
         try:
             for upload in uploads:
                 self.submit_upload(upload)
+                submitted += 1
             self.pipeline.finish()
         except UploadFailedError:
             self.logger.error("Could not deliver the records read before the failure.")
-            self._stop_pipeline()
+            # The uploads not yet submitted are in neither the packer nor the
+            # pipeline any more.
+            self._stop_pipeline(unsubmitted=uploads[submitted:])
         else:
             self.client.close()
         self.progress.log_summary()
         self._discard_dry_run_keys()
 
-    def _stop_pipeline(self) -> None:
-        """Stop delivery after a failure and save every undelivered upload."""
+    def _stop_pipeline(self, unsubmitted: t.Sequence[Upload] = ()) -> None:
+        """Stop delivery after a failure and save every undelivered upload.
+
+        Args:
+            unsubmitted: Uploads taken from the packer but never submitted.
+        """
         self.pipeline.stop()
         self.client.close()
-        self._save_undelivered()
+        self._save_undelivered(unsubmitted)
 
-    def _save_undelivered(self) -> None:
+    def _save_undelivered(self, unsubmitted: t.Sequence[Upload] = ()) -> None:
         saved: dict[int, tuple[int, str]] = {}
         for item in self.pipeline.take_undelivered():
             if item.upload.sequence not in saved:
                 self.failed_store.save(item.upload, item.body, item.reason)
                 saved[item.upload.sequence] = (item.upload.record_count, item.reason)
-        # An upload handed to the pipeline is the pipeline's to report: if it
-        # is not among those above, it was delivered, even if a signal came
-        # before the packer let go of it.
-        for upload in self.packer.take_all():
+        # An upload handed to the pipeline is the pipeline's to report. One
+        # that is not among those above needed no saving (accepted, or all
+        # its records known), even if a signal came before the packer let
+        # go of it.
+        for upload in [*self.packer.take_all(), *unsubmitted]:
             if (
                 upload.sequence not in saved
                 and not upload.submitted

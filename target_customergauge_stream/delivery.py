@@ -65,6 +65,9 @@ class KeyIndexer:
         self._ledger = ledger
         self._on_recorded = on_recorded
         self._batch: list[Upload] = []
+        # Uploads of a batch whose add failed: reported with the next one
+        # that succeeds, since each add takes every delivered upload's keys.
+        self._unreported: list[Upload] = []
         self._requested = threading.Event()
         self._idle = threading.Event()
         self._idle.set()
@@ -72,15 +75,17 @@ class KeyIndexer:
         self._thread: threading.Thread | None = None
 
     def start(self, uploads: list[Upload]) -> None:
-        """Add the keys of these delivered uploads, after the batch before them."""
+        """Add the keys of these delivered uploads, after the batch before them.
+
+        They go in on the indexer's thread, or on the calling thread when no
+        thread can be started.
+        """
         self.wait()
+        if not self._thread_running():
+            self._add(uploads)
+            return
         self._batch = uploads
         self._idle.clear()
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._run, name="customergauge-ledger-index", daemon=True
-            )
-            self._thread.start()
         self._requested.set()
 
     def wait(self) -> None:
@@ -101,6 +106,27 @@ class KeyIndexer:
             self._thread.join()
             self._thread = None
 
+    def _thread_running(self) -> bool:
+        """Start the thread if it is not running; return whether it runs."""
+        if self._thread is not None and self._thread.is_alive():
+            return True
+        self._closing = False
+        self._requested.clear()
+        thread = threading.Thread(
+            target=self._run, name="customergauge-ledger-index", daemon=True
+        )
+        try:
+            thread.start()
+        except RuntimeError:
+            LOGGER.warning(
+                "Could not start a thread to add delivered keys; the upload "
+                "thread adds them itself."
+            )
+            self._thread = None
+            return False
+        self._thread = thread
+        return True
+
     def _run(self) -> None:
         while True:
             self._requested.wait()
@@ -109,6 +135,9 @@ class KeyIndexer:
                 return
             try:
                 self._add(self._batch)
+            except Exception:
+                # Ending the thread here would leave the next batch waiting.
+                LOGGER.exception("Adding delivered keys failed unexpectedly.")
             finally:
                 self._batch = []
                 self._idle.set()
@@ -117,15 +146,19 @@ class KeyIndexer:
         try:
             self._ledger.add_delivered_keys()
         except Exception:
-            # The keys stay in their delivered uploads' rows, and the ledger
-            # adds them when it is next opened; memory keeps them until then.
+            # The keys stay in their delivered uploads' rows, and memory
+            # keeps them until a later add, or the next opening of the
+            # ledger, puts them in the index.
             LOGGER.exception(
                 "Could not add delivered keys to the ledger's index now; "
-                "they are added when the ledger is next opened."
+                "they are added with the next batch or when the ledger is "
+                "next opened."
             )
+            self._unreported.extend(uploads)
             return
+        reported, self._unreported = [*self._unreported, *uploads], []
         if self._on_recorded is not None:
-            for upload in uploads:
+            for upload in reported:
                 self._on_recorded(upload)
 
 
@@ -141,9 +174,10 @@ class UploadPipeline:
     upload is not sent when none is left, and `on_emptied` is called), the
     ledger writes it ahead, and once accepted the ledger records it as
     delivered. Its keys go into the ledger's index later, and `on_recorded`
-    is called once they are there: with `keys_per_ledger_update` 1, before
-    the next upload is looked up; with more, once that many keys have
-    gathered, while a later upload is in flight.
+    is called once they are there. With `keys_per_ledger_update` 1, that is
+    before the next upload is looked up. With more, the keys wait until that
+    many have gathered and then go in while a later upload is in flight.
+    What is left goes in at the end of the run.
 
     After an upload fails, nothing submitted after it is sent; those uploads
     are kept, with the failed one, in `undelivered`. The failure is raised
@@ -362,6 +396,9 @@ class UploadPipeline:
             # Nothing was sent: what is left of the upload is saved, with the
             # keys that match its body.
             LOGGER.exception("%s could not be prepared for sending.", label)
+            # Written ahead already: take it out again, so that the ledger
+            # does not hold it in doubt.
+            self._settle_failure(upload, ambiguous=False)
             if upload.record_count:
                 reason = f"unexpected error: {exc!r}"
                 self._set_aside(upload, body or original_body, reason)

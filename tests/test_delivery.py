@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from target_customergauge_stream.batching import Upload
+from target_customergauge_stream.client import UploadFailedError
 from target_customergauge_stream.coordinator import DeliveryCoordinator
-from target_customergauge_stream.delivery import KeyIndexer
+from target_customergauge_stream.delivery import KeyIndexer, UploadPipeline
 from target_customergauge_stream.sandbox import Sandbox
 from target_customergauge_stream.settings import resolve_settings
 
@@ -407,27 +408,42 @@ def test_sigterm_during_upload(tmp_path, in_flight_succeeds) -> None:
         assert saved_records == 5
 
 
+def coordinator_with_uploads(
+    sandbox: Sandbox, tmp_path: Path, streams: t.Sequence[str], *, dedup: bool = True
+) -> DeliveryCoordinator:
+    """A coordinator whose packer holds one closed upload of two records per stream."""
+    settings = resolve_settings(
+        target_config(sandbox, failed_uploads_dir=str(tmp_path / "failed"), dedup=dedup)
+    )
+    delivery = DeliveryCoordinator(settings, logging.getLogger("test"), lambda: 1)
+    delivery.settle_unresolved_uploads()
+    line = itertools.count(1)
+    for stream in streams:
+        for _ in range(2):
+            index = next(line)
+            key = (f"{index:032x}", f"{index:032x}") if dedup else None
+            delivery.packer.add(
+                stream,
+                f"<record><Email>c{index}@example.com</Email></record>".encode(),
+                index,
+                key,
+            )
+        delivery.packer.close(stream)
+    return delivery
+
+
+def saved_uploads(tmp_path: Path) -> list[dict]:
+    folder = tmp_path / "failed"
+    return [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
+
+
 @pytest.mark.parametrize("dedup", [True, False])
 def test_signal_saves_no_upload_that_was_accepted(
     sandbox: Sandbox, tmp_path, dedup
 ) -> None:
     # A signal can arrive after an upload was handed to the pipeline and
     # before the packer let go of it; by then it may have been accepted.
-    failed_dir = tmp_path / "failed"
-    settings = resolve_settings(
-        target_config(sandbox, failed_uploads_dir=str(failed_dir), dedup=dedup)
-    )
-    delivery = DeliveryCoordinator(settings, logging.getLogger("test"), lambda: 1)
-    delivery.settle_unresolved_uploads()
-    for index in (1, 2):
-        key = (f"{index:032x}", f"{index:032x}") if dedup else None
-        delivery.packer.add(
-            "orders",
-            f"<record><Email>c{index}@example.com</Email></record>".encode(),
-            index,
-            key,
-        )
-    delivery.packer.close("orders")
+    delivery = coordinator_with_uploads(sandbox, tmp_path, ["orders"], dedup=dedup)
     upload = delivery.packer.peek_closed("orders")
     assert upload is not None
     delivery.submit_upload(upload)
@@ -436,7 +452,64 @@ def test_signal_saves_no_upload_that_was_accepted(
     delivery.stop_for_signal()
 
     assert emails(sandbox) == ["c1@example.com", "c2@example.com"]
-    assert not failed_dir.exists() or not any(failed_dir.iterdir())
+    assert saved_uploads(tmp_path) == []
+
+
+def test_error_after_write_ahead_releases_upload(
+    sandbox: Sandbox, tmp_path, monkeypatch
+) -> None:
+    index_keys = UploadPipeline._index_delivered_keys
+
+    def fail(pipeline: UploadPipeline, *, now: bool) -> None:
+        # Only the call between the write-ahead and the POST fails.
+        if now:
+            index_keys(pipeline, now=now)
+            return
+        msg = "index unavailable"
+        raise RuntimeError(msg)
+
+    monkeypatch.setattr(UploadPipeline, "_index_delivered_keys", fail)
+    delivery = coordinator_with_uploads(sandbox, tmp_path, ["orders"])
+    upload = delivery.packer.peek_closed("orders")
+    assert upload is not None
+    delivery.submit_upload(upload)
+    delivery.packer.discard_closed(upload)
+
+    with pytest.raises(UploadFailedError, match="index unavailable"):
+        delivery.finish()
+
+    # Nothing was sent, so the ledger must not hold the upload in doubt.
+    assert emails(sandbox) == []
+    assert delivery.ledger is not None
+    assert delivery.ledger.unresolved() == []
+    assert [saved["record_count"] for saved in saved_uploads(tmp_path)] == [2]
+
+
+def test_failure_before_end_saves_unsubmitted_uploads(
+    sandbox: Sandbox, tmp_path, monkeypatch
+) -> None:
+    delivery = coordinator_with_uploads(
+        sandbox, tmp_path, ["orders", "tickets", "returns"]
+    )
+    submit = delivery.pipeline.submit
+    calls = itertools.count()
+
+    def fail_after_first(upload: Upload) -> None:
+        # As if the first upload had failed while the others waited.
+        if next(calls) > 0:
+            msg = "an earlier upload failed"
+            raise UploadFailedError(msg)
+        submit(upload)
+
+    monkeypatch.setattr(delivery.pipeline, "submit", fail_after_first)
+
+    delivery.deliver_before_failure(ValueError("bad input line"))
+
+    # The first upload was sent, or saved if the stop came first.
+    saved = saved_uploads(tmp_path)
+    assert {"returns", "tickets"} <= {item["stream"] for item in saved}
+    saved_records = sum(item["record_count"] for item in saved)
+    assert len(emails(sandbox)) + saved_records == 6
 
 
 def test_kill_and_rerun_from_state(tmp_path) -> None:
@@ -585,7 +658,7 @@ def test_indexer_reports_keys_only_once_they_are_in_the_index() -> None:
     indexer.close()
 
 
-def test_indexer_failure_keeps_keys_in_memory(caplog) -> None:
+def test_indexer_failure_reports_with_next_batch(caplog) -> None:
     index = BlockingIndex(fail=True)
     recorded: list[Upload] = []
     indexer = KeyIndexer(t.cast("DeliveryLedger", index), recorded.append)
@@ -593,9 +666,72 @@ def test_indexer_failure_keeps_keys_in_memory(caplog) -> None:
 
     indexer.start([Upload(1, "orders", 1)])
     indexer.wait()
+    assert recorded == []
     index.fail = False
     indexer.add_now([Upload(2, "orders", 3)])
     indexer.close()
 
-    assert [upload.sequence for upload in recorded] == [2]
-    assert "added when the ledger is next opened" in caplog.text
+    # The second add put the first batch's keys in the index too.
+    assert [upload.sequence for upload in recorded] == [1, 2]
+    assert "added with the next batch" in caplog.text
+
+
+def in_time(action: t.Callable[[], None], seconds: float = 10) -> None:
+    """Run an action on a thread and fail the test if it does not end in time."""
+    runner = threading.Thread(target=action, daemon=True)
+    runner.start()
+    runner.join(seconds)
+    assert not runner.is_alive(), "the indexer did not finish in time"
+
+
+def test_indexer_outlives_callback_error(caplog) -> None:
+    index = BlockingIndex()
+    index.finish.set()
+    recorded: list[int] = []
+
+    def on_recorded(upload: Upload) -> None:
+        if upload.sequence == 1:
+            msg = "callback failed"
+            raise RuntimeError(msg)
+        recorded.append(upload.sequence)
+
+    indexer = KeyIndexer(t.cast("DeliveryLedger", index), on_recorded)
+    indexer.start([Upload(1, "orders", 1)])
+    in_time(indexer.wait)
+    in_time(lambda: indexer.start([Upload(2, "orders", 3)]))
+    in_time(indexer.close)
+
+    assert recorded == [2]
+    assert "failed unexpectedly" in caplog.text
+
+
+def test_indexer_starts_again_after_close() -> None:
+    index = BlockingIndex()
+    index.finish.set()
+    recorded: list[Upload] = []
+    indexer = KeyIndexer(t.cast("DeliveryLedger", index), recorded.append)
+    indexer.start([Upload(1, "orders", 1)])
+    in_time(indexer.close)
+
+    in_time(lambda: indexer.start([Upload(2, "orders", 3)]))
+    in_time(indexer.close)
+
+    assert [upload.sequence for upload in recorded] == [1, 2]
+
+
+def test_indexer_adds_on_caller_without_thread(monkeypatch, caplog) -> None:
+    index = BlockingIndex()
+    index.finish.set()
+    recorded: list[Upload] = []
+    indexer = KeyIndexer(t.cast("DeliveryLedger", index), recorded.append)
+
+    def refuse(thread: threading.Thread) -> None:
+        msg = "can't start new thread"
+        raise RuntimeError(msg)
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    indexer.start([Upload(1, "orders", 1)])
+
+    assert [upload.sequence for upload in recorded] == [1]
+    assert index.added == 1
+    assert "the upload thread adds them itself" in caplog.text
