@@ -349,7 +349,8 @@ class DeliveryLedger:
 
         Each key takes its upload's time of delivery. A key can be there
         already only when a changed record was sent again ('resend_changed'):
-        the later upload's record hash wins. Adding the keys of several
+        the record hash of the upload written ahead last wins, over the
+        table's too. Adding the keys of several
         uploads at once costs about what adding one upload's keys does,
         because 2,000 random hashes touch most of the index's pages either
         way. Adding them in key order visits each page once: on the
@@ -539,6 +540,25 @@ class DeliveryLedger:
         with self._lock, self._engine.begin() as connection:
             result = connection.execute(sa.delete(_DELIVERED).where(condition))
         return int(result.rowcount or 0)
+
+    def has_stream(self, stream: str) -> bool:
+        """Tell whether the ledger has seen a stream: an upload or a delivered key."""
+        with self._engine.connect() as connection:
+            for table in (_UPLOADS, _DELIVERED):
+                found = connection.execute(
+                    sa.select(table.c.stream).where(table.c.stream == stream).limit(1)
+                ).first()
+                if found is not None:
+                    return True
+        return False
+
+    def upload_streams(self) -> list[str]:
+        """Return the names of the streams the ledger has uploads of."""
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(_UPLOADS.c.stream).distinct().order_by(_UPLOADS.c.stream)
+            ).all()
+        return [str(row[0]) for row in rows]
 
     def delivered_counts(self) -> dict[str, int]:
         """Count delivered keys per stream."""

@@ -111,17 +111,15 @@ def _forget(ledger: DeliveryLedger, arguments: argparse.Namespace) -> int:  # no
             "whenever it was delivered. Run two commands if you need both."
         )
         return 2
-    if arguments.stream:
-        streams = ledger.delivered_counts()
-        if arguments.stream not in streams:
-            known = ", ".join(f"'{name}'" for name in sorted(streams)) or "none"
-            LOGGER.error(
-                "The ledger has no delivered keys of stream '%s' (streams with "
-                "keys: %s). Check the stream name.",
-                arguments.stream,
-                known,
-            )
-            return 1
+    if arguments.stream and not ledger.has_stream(arguments.stream):
+        known = ", ".join(f"'{name}'" for name in ledger.upload_streams()) or "none"
+        LOGGER.error(
+            "The ledger has never had stream '%s' (its streams: %s). Check the "
+            "stream name.",
+            arguments.stream,
+            known,
+        )
+        return 1
     if arguments.key is not None:
         if not arguments.stream:
             LOGGER.error("--key needs --stream.")

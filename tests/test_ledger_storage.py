@@ -310,8 +310,17 @@ def test_cli_forget_names_unknown_stream(tmp_path: Path) -> None:
         *("--before", "2999-01-01"),
     )
     assert run.returncode == 1
-    assert "no delivered keys of stream 'order'" in run.stderr
-    assert "'orders'" in run.stderr
+    assert "never had stream 'order' (its streams: 'orders')" in run.stderr
+
+
+def test_cli_forget_again_finds_nothing(tmp_path: Path) -> None:
+    ledger_with_two_keys(tmp_path)
+    forget = ("--ledger-path", "ledger.sqlite", "forget", "--stream", "orders")
+    first = run_ledger_cli(tmp_path, *forget, "--before", "2999-01-01")
+    again = run_ledger_cli(tmp_path, *forget, "--before", "2999-01-01")
+    assert first.returncode == 0, first.stderr
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("Forgot 0 key(s) of stream 'orders'")
 
 
 def test_cli_forget_before_names_stream(tmp_path: Path) -> None:
