@@ -82,7 +82,9 @@ class CountingSingerReader(GenericSingerReader[str]):
                 f"{names} key. Check that the tap follows the Singer specification."
             )
             raise InvalidInputLine(msg)
-        if "stream" in requires and type(line_dict["stream"]) is not str:
+        # Checked with the first requirement ('type') of every message, so
+        # that ACTIVATE_VERSION and BATCH messages are covered too.
+        if "stream" in line_dict and type(line_dict["stream"]) is not str:
             msg = (
                 f"Input line {self.line_number}: the 'stream' of this {kind} "
                 f"message is a JSON {_json_type(line_dict['stream'])}, not a "

@@ -240,6 +240,19 @@ def test_stream_name_not_text_names_line(
     assert [row["Email"] for row in sandbox.records()] == ["first@example.com"]
 
 
+def test_activate_version_stream_not_text(sandbox: Sandbox, tmp_path) -> None:
+    lines = [
+        json.dumps(schema_message("orders", PROPERTIES)),
+        json.dumps({"type": "ACTIVATE_VERSION", "stream": ["orders"], "version": 1}),
+    ]
+
+    run = run_target(target_config(sandbox), "\n".join(lines) + "\n", tmp_path)
+
+    assert run.returncode != 0
+    assert "Input line 2: the 'stream' of this ACTIVATE_VERSION message" in run.stderr
+    assert "TypeError" not in run.stderr
+
+
 def test_nan_number_is_invalid(sandbox: Sandbox, tmp_path) -> None:
     schema = schema_message(
         "orders", {"Email": {"type": "string"}, "Score": {"type": ["number", "null"]}}
