@@ -155,13 +155,21 @@ class UploadPacker:
         if not closed:
             self._closed.pop(upload.stream, None)
 
-    def take_all(self) -> list[Upload]:
-        """Close every open upload and return all closed ones, oldest first."""
+    def close_all(self) -> list[Upload]:
+        """Close every open upload and return all closed ones, oldest first.
+
+        They stay in the packer until `discard_closed` removes each.
+        """
         for stream in list(self._open):
             self.close(stream)
         uploads = [upload for closed in self._closed.values() for upload in closed]
-        self._closed.clear()
         return sorted(uploads, key=lambda upload: upload.sequence)
+
+    def take_all(self) -> list[Upload]:
+        """Close every open upload and remove and return all, oldest first."""
+        uploads = self.close_all()
+        self._closed.clear()
+        return uploads
 
     def count(self, stream: str) -> int:
         """Return how many records of the stream wait in the packer."""

@@ -257,39 +257,34 @@ class DeliveryCoordinator:
             self.progress.log_summary()
             self._discard_dry_run_keys()
             return
-        uploads = self.packer.take_all()
+        # Each upload leaves the packer only once the pipeline has it, so
+        # that a failure or a signal in between cannot lose it.
+        uploads = self.packer.close_all()
         self.logger.info(
             "Stopping at input line %d; sending the %d records read before it.",
             self.input_line,
             sum(upload.record_count for upload in uploads),
         )
-        submitted = 0
         try:
             for upload in uploads:
                 self.submit_upload(upload)
-                submitted += 1
+                self.packer.discard_closed(upload)
             self.pipeline.finish()
         except UploadFailedError:
             self.logger.error("Could not deliver the records read before the failure.")
-            # The uploads not yet submitted are in neither the packer nor the
-            # pipeline any more.
-            self._stop_pipeline(unsubmitted=uploads[submitted:])
+            self._stop_pipeline()
         else:
             self.client.close()
         self.progress.log_summary()
         self._discard_dry_run_keys()
 
-    def _stop_pipeline(self, unsubmitted: t.Sequence[Upload] = ()) -> None:
-        """Stop delivery after a failure and save every undelivered upload.
-
-        Args:
-            unsubmitted: Uploads taken from the packer but never submitted.
-        """
+    def _stop_pipeline(self) -> None:
+        """Stop delivery after a failure and save every undelivered upload."""
         self.pipeline.stop()
         self.client.close()
-        self._save_undelivered(unsubmitted)
+        self._save_undelivered()
 
-    def _save_undelivered(self, unsubmitted: t.Sequence[Upload] = ()) -> None:
+    def _save_undelivered(self) -> None:
         saved: dict[int, tuple[int, str]] = {}
         for item in self.pipeline.take_undelivered():
             if item.upload.sequence not in saved:
@@ -299,7 +294,7 @@ class DeliveryCoordinator:
         # that is not among those above needed no saving (accepted, or all
         # its records known), even if a signal came before the packer let
         # go of it.
-        for upload in [*self.packer.take_all(), *unsubmitted]:
+        for upload in self.packer.take_all():
             if (
                 upload.sequence not in saved
                 and not upload.submitted

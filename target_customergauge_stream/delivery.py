@@ -81,7 +81,7 @@ class KeyIndexer:
         thread can be started.
         """
         self.wait()
-        if not self._thread_running():
+        if not self._ensure_thread():
             self._add(uploads)
             return
         self._batch = uploads
@@ -98,15 +98,17 @@ class KeyIndexer:
         self._add(uploads)
 
     def close(self) -> None:
-        """Wait for the last batch and end the thread."""
+        """Wait for the last batch, retry one that failed, and end the thread."""
         self.wait()
+        if self._unreported:
+            self._add([])
         if self._thread is not None:
             self._closing = True
             self._requested.set()
             self._thread.join()
             self._thread = None
 
-    def _thread_running(self) -> bool:
+    def _ensure_thread(self) -> bool:
         """Start the thread if it is not running; return whether it runs."""
         if self._thread is not None and self._thread.is_alive():
             return True
@@ -135,8 +137,9 @@ class KeyIndexer:
                 return
             try:
                 self._add(self._batch)
-            except Exception:
-                # Ending the thread here would leave the next batch waiting.
+            except BaseException:
+                # Ending the thread here would leave the next batch waiting,
+                # whatever the error.
                 LOGGER.exception("Adding delivered keys failed unexpectedly.")
             finally:
                 self._batch = []
@@ -177,7 +180,8 @@ class UploadPipeline:
     is called once they are there. With `keys_per_ledger_update` 1, that is
     before the next upload is looked up. With more, the keys wait until that
     many have gathered and then go in while a later upload is in flight.
-    What is left goes in at the end of the run.
+    What is left, and a batch whose add failed, goes in at the end of the
+    run.
 
     After an upload fails, nothing submitted after it is sent; those uploads
     are kept, with the failed one, in `undelivered`. The failure is raised

@@ -485,8 +485,9 @@ def test_error_after_write_ahead_releases_upload(
     assert [saved["record_count"] for saved in saved_uploads(tmp_path)] == [2]
 
 
+@pytest.mark.parametrize("interruption", ["failure", "signal"])
 def test_failure_before_end_saves_unsubmitted_uploads(
-    sandbox: Sandbox, tmp_path, monkeypatch
+    sandbox: Sandbox, tmp_path, monkeypatch, interruption
 ) -> None:
     delivery = coordinator_with_uploads(
         sandbox, tmp_path, ["orders", "tickets", "returns"]
@@ -494,16 +495,25 @@ def test_failure_before_end_saves_unsubmitted_uploads(
     submit = delivery.pipeline.submit
     calls = itertools.count()
 
-    def fail_after_first(upload: Upload) -> None:
-        # As if the first upload had failed while the others waited.
-        if next(calls) > 0:
+    def interrupt_after_first(upload: Upload) -> None:
+        if next(calls) == 0:
+            submit(upload)
+        elif interruption == "failure":
+            # As if the first upload had failed while the others waited.
             msg = "an earlier upload failed"
             raise UploadFailedError(msg)
-        submit(upload)
+        else:
+            # What the target's SIGTERM handler does.
+            delivery.stop_for_signal()
+            raise SystemExit(143)
 
-    monkeypatch.setattr(delivery.pipeline, "submit", fail_after_first)
+    monkeypatch.setattr(delivery.pipeline, "submit", interrupt_after_first)
 
-    delivery.deliver_before_failure(ValueError("bad input line"))
+    if interruption == "failure":
+        delivery.deliver_before_failure(ValueError("bad input line"))
+    else:
+        with pytest.raises(SystemExit):
+            delivery.deliver_before_failure(ValueError("bad input line"))
 
     # The first upload was sent, or saved if the stop came first.
     saved = saved_uploads(tmp_path)
@@ -658,7 +668,8 @@ def test_indexer_reports_keys_only_once_they_are_in_the_index() -> None:
     indexer.close()
 
 
-def test_indexer_failure_reports_with_next_batch(caplog) -> None:
+@pytest.mark.parametrize("retried_by", ["next batch", "close"])
+def test_indexer_retries_failed_batch(caplog, retried_by) -> None:
     index = BlockingIndex(fail=True)
     recorded: list[Upload] = []
     indexer = KeyIndexer(t.cast("DeliveryLedger", index), recorded.append)
@@ -668,11 +679,15 @@ def test_indexer_failure_reports_with_next_batch(caplog) -> None:
     indexer.wait()
     assert recorded == []
     index.fail = False
-    indexer.add_now([Upload(2, "orders", 3)])
-    indexer.close()
+    expected = [1]
+    if retried_by == "next batch":
+        indexer.add_now([Upload(2, "orders", 3)])
+        expected = [1, 2]
+    in_time(indexer.close)
 
-    # The second add put the first batch's keys in the index too.
-    assert [upload.sequence for upload in recorded] == [1, 2]
+    # The later add put the failed batch's keys in the index too.
+    assert [upload.sequence for upload in recorded] == expected
+    assert index.added == 1
     assert "added with the next batch" in caplog.text
 
 
