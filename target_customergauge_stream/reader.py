@@ -82,9 +82,14 @@ class CountingSingerReader(GenericSingerReader[str]):
                 f"{names} key. Check that the tap follows the Singer specification."
             )
             raise InvalidInputLine(msg)
-        # Checked with the first requirement ('type') of every message, so
-        # that ACTIVATE_VERSION and BATCH messages are covered too.
-        if "stream" in line_dict and type(line_dict["stream"]) is not str:
+        # Checked for every message type that names a stream: the SDK
+        # requires 'stream' only in SCHEMA and RECORD messages.
+        if (
+            type(kind) is str
+            and kind in _STREAM_MESSAGE_TYPES
+            and "stream" in line_dict
+            and type(line_dict["stream"]) is not str
+        ):
             msg = (
                 f"Input line {self.line_number}: the 'stream' of this {kind} "
                 f"message is a JSON {_json_type(line_dict['stream'])}, not a "
@@ -104,6 +109,9 @@ class CountingSingerReader(GenericSingerReader[str]):
             if self.before_failure is not None:
                 self.before_failure(exc)
             raise
+
+
+_STREAM_MESSAGE_TYPES = frozenset({"SCHEMA", "RECORD", "ACTIVATE_VERSION", "BATCH"})
 
 
 def _json_type(value: object) -> str:

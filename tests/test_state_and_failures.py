@@ -253,6 +253,24 @@ def test_activate_version_stream_not_text(sandbox: Sandbox, tmp_path) -> None:
     assert "TypeError" not in run.stderr
 
 
+def test_stream_key_elsewhere_is_accepted(sandbox: Sandbox, tmp_path) -> None:
+    # Only messages that name a stream must have a string there: a STATE with
+    # an extra 'stream' key, or a schema with a 'stream' keyword, is fine.
+    schema = schema_message("orders", PROPERTIES)
+    schema["schema"]["stream"] = {"note": "a keyword some taps add"}
+    lines = [
+        json.dumps(schema),
+        json.dumps(record_message("orders", {"Email": "first@example.com"})),
+        json.dumps({"type": "STATE", "value": {"orders": 1}, "stream": None}),
+    ]
+
+    run = run_target(target_config(sandbox), "\n".join(lines) + "\n", tmp_path)
+
+    assert run.returncode == 0, run.stderr
+    assert run.states == [{"orders": 1}]
+    assert [row["Email"] for row in sandbox.records()] == ["first@example.com"]
+
+
 def test_nan_number_is_invalid(sandbox: Sandbox, tmp_path) -> None:
     schema = schema_message(
         "orders", {"Email": {"type": "string"}, "Score": {"type": ["number", "null"]}}
