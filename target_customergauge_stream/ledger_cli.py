@@ -114,8 +114,8 @@ def _forget(ledger: DeliveryLedger, arguments: argparse.Namespace) -> int:  # no
     if arguments.stream and not ledger.has_stream(arguments.stream):
         known = ", ".join(f"'{name}'" for name in ledger.upload_streams()) or "none"
         LOGGER.error(
-            "The ledger has never had stream '%s' (its streams: %s). Check the "
-            "stream name.",
+            "The ledger has no uploads or keys of stream '%s' (its streams: %s). "
+            "Check the stream name.",
             arguments.stream,
             known,
         )

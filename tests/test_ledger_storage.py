@@ -310,7 +310,7 @@ def test_cli_forget_names_unknown_stream(tmp_path: Path) -> None:
         *("--before", "2999-01-01"),
     )
     assert run.returncode == 1
-    assert "never had stream 'order' (its streams: 'orders')" in run.stderr
+    assert "no uploads or keys of stream 'order' (its streams: 'orders')" in run.stderr
 
 
 def test_cli_forget_again_finds_nothing(tmp_path: Path) -> None:
