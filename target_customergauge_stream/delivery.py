@@ -149,9 +149,9 @@ class KeyIndexer:
         try:
             self._ledger.add_delivered_keys()
         except Exception:
-            # The keys stay in their delivered uploads' rows, and memory
-            # keeps them until a later add, or the next opening of the
-            # ledger, puts them in the index.
+            # The keys stay in their delivered uploads' rows and in memory.
+            # A later add puts them in the index, or else the next opening
+            # of the ledger does.
             LOGGER.exception(
                 "Could not add delivered keys to the ledger's index now; "
                 "they are added with the next batch or when the ledger is "
