@@ -35,8 +35,11 @@ def target_config(sandbox: Sandbox, **overrides: t.Any) -> dict[str, t.Any]:
         "api_url": sandbox.endpoint_url(),
         "retry_backoff_seconds": 0.01,
         "request_timeout": 10,
-        # Each test's ledger lives beside its sandbox, never in the work tree.
+        # Each test's files live beside its sandbox, never in the work tree.
         "ledger_path": str(ledger_dir / "ledger.sqlite"),
+        "failed_uploads_dir": str(ledger_dir / "failed-uploads"),
+        "rejects_path": str(ledger_dir / "rejects.jsonl"),
+        "dry_run_dir": str(ledger_dir / "dry-run"),
     }
     config.update(overrides)
     return config

@@ -221,7 +221,10 @@ def test_replay_stops_at_first_failure(sandbox: Sandbox, tmp_path) -> None:
 def test_secrets_never_printed_at_debug(tmp_path) -> None:
     secret = "echoed-secret-key-93af0c"
     with Sandbox(api_key="another-key", echo_authorization=True) as sandbox:
-        config = target_config(sandbox, api_key=secret)
+        failed_dir = tmp_path / "failed-uploads"
+        config = target_config(
+            sandbox, api_key=secret, failed_uploads_dir=str(failed_dir)
+        )
         environment_log_level = os.environ.get("LOGLEVEL")
         os.environ["LOGLEVEL"] = "DEBUG"
         try:
@@ -237,7 +240,9 @@ def test_secrets_never_printed_at_debug(tmp_path) -> None:
     assert "[redacted]" in run.stderr
     assert secret not in run.stderr
     assert secret not in json.dumps(run.states)
-    for path in (tmp_path / "failed-uploads").glob("*.json"):
+    saved = list(failed_dir.glob("*.json"))
+    assert saved
+    for path in saved:
         assert secret not in path.read_text()
 
 
