@@ -2,9 +2,9 @@
 
 A ledger keeps every key it has delivered, so after months of nightly syncs
 it contains millions of them. `run.py --ledger-keys N` starts each run of the
-target from a copy of such a ledger, built here once per benchmark through
-the ledger's own methods, in the same steps as the target takes: uploads of
-2,000 keys written ahead, marked delivered, and added to the index in
+target from a copy of such a ledger, built here once per benchmark. It is
+built through the ledger's own methods and in the target's steps: uploads of
+2,000 keys are written ahead, marked delivered, and added to the index in
 batches.
 """
 

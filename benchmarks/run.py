@@ -717,7 +717,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         metavar="N",
         help=(
-            "Start each run of the target from a ledger that already holds N "
+            "Start each run of the target from a ledger that already contains N "
             "delivered keys of other records, as after months of syncs. "
             "Default: 0, a new ledger."
         ),

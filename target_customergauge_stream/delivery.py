@@ -65,8 +65,8 @@ class KeyIndexer:
         self._ledger = ledger
         self._on_recorded = on_recorded
         self._batch: list[Upload] = []
-        # Uploads of a batch whose add failed: reported with the next one
-        # that succeeds, since each add takes every delivered upload's keys.
+        # Uploads of batches whose add failed. They are reported with the next
+        # add that succeeds, because each add takes every delivered upload's keys.
         self._unreported: list[Upload] = []
         self._requested = threading.Event()
         self._idle = threading.Event()
@@ -109,7 +109,7 @@ class KeyIndexer:
             self._thread = None
 
     def _ensure_thread(self) -> bool:
-        """Start the thread if it is not running; return whether it runs."""
+        """Start the thread unless it is running, and return whether it runs."""
         if self._thread is not None and self._thread.is_alive():
             return True
         self._closing = False
@@ -400,8 +400,8 @@ class UploadPipeline:
             # Nothing was sent: what is left of the upload is saved, with the
             # keys that match its body.
             LOGGER.exception("%s could not be prepared for sending.", label)
-            # Written ahead already: take it out again, so that the ledger
-            # does not hold it in doubt.
+            # The upload may be written ahead already. Taking it out again
+            # keeps the ledger from treating it as in doubt.
             self._settle_failure(upload, ambiguous=False)
             if upload.record_count:
                 reason = f"unexpected error: {exc!r}"

@@ -96,7 +96,7 @@ def load_benchmark_module(name: str) -> t.Any:
     return module
 
 
-def test_ledger_history_holds_delivered_keys_of_other_records(tmp_path: Path) -> None:
+def test_ledger_history_has_other_keys(tmp_path: Path) -> None:
     path = tmp_path / "history" / "ledger.sqlite"
     load_benchmark_module("ledger_history").build_ledger(path, 4_100, "orders")
     generate = load_benchmark_module("generate")
@@ -117,7 +117,7 @@ def test_ledger_history_holds_delivered_keys_of_other_records(tmp_path: Path) ->
         ledger.close()
 
 
-def test_benchmark_run_starts_the_target_from_a_ledger_history(
+def test_benchmark_run_with_ledger_history(
     tmp_path: Path,
 ) -> None:
     completed, results = run_benchmark(tmp_path, "--ledger-keys", "2500")

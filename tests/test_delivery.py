@@ -416,7 +416,7 @@ def test_sigterm_during_upload(tmp_path, in_flight_succeeds) -> None:
 def coordinator_with_uploads(
     sandbox: Sandbox, tmp_path: Path, streams: t.Sequence[str], *, dedup: bool = True
 ) -> DeliveryCoordinator:
-    """A coordinator whose packer holds one closed upload of two records per stream."""
+    """Return a coordinator with one closed two-record upload per stream."""
     settings = resolve_settings(
         target_config(sandbox, failed_uploads_dir=str(tmp_path / "failed"), dedup=dedup)
     )
@@ -447,7 +447,7 @@ def test_signal_saves_no_upload_that_was_accepted(
     sandbox: Sandbox, tmp_path, dedup
 ) -> None:
     # A signal can arrive after an upload was handed to the pipeline and
-    # before the packer let go of it; by then it may have been accepted.
+    # before the packer let go of it. By then it may have been accepted.
     delivery = coordinator_with_uploads(sandbox, tmp_path, ["orders"], dedup=dedup)
     upload = delivery.packer.peek_closed("orders")
     assert upload is not None
@@ -655,7 +655,7 @@ class BlockingIndex:
         self.added += 1
 
 
-def test_indexer_reports_keys_only_once_they_are_in_the_index() -> None:
+def test_indexer_reports_after_index_add() -> None:
     index = BlockingIndex()
     recorded: list[Upload] = []
     indexer = KeyIndexer(t.cast("DeliveryLedger", index), recorded.append)
@@ -663,7 +663,7 @@ def test_indexer_reports_keys_only_once_they_are_in_the_index() -> None:
 
     indexer.start(uploads)
     assert index.entered.wait(10)
-    # Memory may let go of the keys only once the index holds them.
+    # Memory may let go of the keys only once the index contains them.
     assert recorded == []
     index.finish.set()
     indexer.wait()

@@ -544,11 +544,12 @@ def assert_ledger_settled(config: dict, delivered: int) -> None:
         ledger.close()
 
 
-def test_keys_indexed_while_later_uploads_are_in_flight(
+def test_keys_indexed_during_later_uploads(
     sandbox: Sandbox, tmp_path, monkeypatch, capsys
 ) -> None:
-    # In-process, to make the batches of keys small: the index then takes
-    # several of them during the run, each while a later upload is sent.
+    # The run is in-process so that batches of keys can be small. The index
+    # then takes several batches during the run, each while a later upload
+    # is sent.
     monkeypatch.setattr(coordinator, "KEYS_PER_LEDGER_UPDATE", 4)
     batches: list[int] = []
     start = KeyIndexer.start
@@ -593,7 +594,7 @@ def test_dry_run_keys_leave_memory_not_ledger(
         for path in sorted(dry_dir.glob("upload-*.xml"))
         for email in etree.fromstring(path.read_bytes()).xpath("//Email/text()")
     ]
-    # Records 1 to 5 were delivered before; each repeat is caught once.
+    # Records 1 to 5 were delivered before, and each repeat is caught once.
     assert sorted(written_emails) == sorted(
         f"c{index}@example.com" for index in range(6, 41)
     )

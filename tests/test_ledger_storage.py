@@ -289,13 +289,20 @@ def ledger_with_two_keys(tmp_path: Path) -> None:
     created.close()
 
 
+def forget(
+    tmp_path: Path, stream: str, *options: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the ledger command's forget on the ledger in `tmp_path`."""
+    return run_ledger_cli(
+        tmp_path,
+        *("--ledger-path", "ledger.sqlite", "forget", "--stream", stream),
+        *options,
+    )
+
+
 def test_cli_forget_refuses_key_with_before(tmp_path: Path) -> None:
     ledger_with_two_keys(tmp_path)
-    run = run_ledger_cli(
-        tmp_path,
-        *("--ledger-path", "ledger.sqlite", "forget", "--stream", "orders"),
-        *("--key", '["a"]', "--before", "2020-01-01"),
-    )
+    run = forget(tmp_path, "orders", "--key", '["a"]', "--before", "2020-01-01")
     assert run.returncode == 2
     assert "--key and --before cannot be combined" in run.stderr
     count = run_ledger_cli(tmp_path, "--ledger-path", "ledger.sqlite", "count")
@@ -304,20 +311,15 @@ def test_cli_forget_refuses_key_with_before(tmp_path: Path) -> None:
 
 def test_cli_forget_names_unknown_stream(tmp_path: Path) -> None:
     ledger_with_two_keys(tmp_path)
-    run = run_ledger_cli(
-        tmp_path,
-        *("--ledger-path", "ledger.sqlite", "forget", "--stream", "order"),
-        *("--before", "2999-01-01"),
-    )
+    run = forget(tmp_path, "order", "--before", "2999-01-01")
     assert run.returncode == 1
     assert "no uploads or keys of stream 'order' (its streams: 'orders')" in run.stderr
 
 
 def test_cli_forget_again_finds_nothing(tmp_path: Path) -> None:
     ledger_with_two_keys(tmp_path)
-    forget = ("--ledger-path", "ledger.sqlite", "forget", "--stream", "orders")
-    first = run_ledger_cli(tmp_path, *forget, "--before", "2999-01-01")
-    again = run_ledger_cli(tmp_path, *forget, "--before", "2999-01-01")
+    first = forget(tmp_path, "orders", "--before", "2999-01-01")
+    again = forget(tmp_path, "orders", "--before", "2999-01-01")
     assert first.returncode == 0, first.stderr
     assert again.returncode == 0, again.stderr
     assert again.stdout.startswith("Forgot 0 key(s) of stream 'orders'")
@@ -325,11 +327,7 @@ def test_cli_forget_again_finds_nothing(tmp_path: Path) -> None:
 
 def test_cli_forget_before_names_stream(tmp_path: Path) -> None:
     ledger_with_two_keys(tmp_path)
-    run = run_ledger_cli(
-        tmp_path,
-        *("--ledger-path", "ledger.sqlite", "forget", "--stream", "orders"),
-        *("--before", "2999-01-01"),
-    )
+    run = forget(tmp_path, "orders", "--before", "2999-01-01")
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == (
         "Forgot 2 key(s) of stream 'orders' delivered before 2999-01-01."
